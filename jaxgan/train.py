@@ -1,0 +1,168 @@
+"""The host loop: data, compiled step, logging, sample grids and checkpoints."""
+from __future__ import annotations
+
+import functools
+import math
+import pathlib
+import sys
+import time
+from typing import Any
+
+import jax
+import numpy as np
+from absl import logging
+
+from jaxgan import data, steps, systems
+from jaxgan import workdir as wd
+from jaxgan.checkpoint import Checkpointer
+from jaxgan.errors import UserError
+
+
+class NonFiniteLoss(UserError):
+  """Training produced a non-finite loss; the last good checkpoint is kept."""
+  exit_code = 3
+
+
+def _progress(total: int, initial: int):
+  """A tqdm bar on a terminal; None elsewhere (log lines carry the same numbers)."""
+  try:
+    from tqdm import tqdm  # pylint: disable=g-import-not-at-top
+  except ImportError:
+    return None
+  if not sys.stderr.isatty():
+    return None
+  return tqdm(total=total, initial=initial, unit='step', dynamic_ncols=True)
+
+
+class _Interval:
+  """Metrics of the steps since the last log line, still on the device until flushed."""
+
+  def __init__(self, first_step: int):
+    self.first_step = first_step
+    self.metrics: list[dict] = []
+    self.t0 = time.perf_counter()
+
+  def summarise(self, batch_size: int) -> dict:
+    """Fetches the metrics (one host sync), checks them, returns their means."""
+    host = jax.device_get(self.metrics)
+    for i, m in enumerate(host):
+      bad = [k for k, v in m.items() if not np.isfinite(v)]
+      if bad:
+        raise NonFiniteLoss(
+            f'non-finite {", ".join(bad)} at step {self.first_step + i + 1}; training stopped '
+            'and the last good checkpoint was kept: lower optim.learning_rate or train.eta, '
+            'or change the seed')
+    elapsed = time.perf_counter() - self.t0
+    out = {k: float(np.mean([m[k] for m in host])) for k in host[0]}
+    out['img_s'] = len(host) * batch_size / max(elapsed, 1e-9)
+    return out
+
+
+def train(config: Any, workdir: str) -> dict:
+  """Trains config.system in `workdir`, resuming from its last checkpoint.
+
+  Returns the last metrics record written.
+  """
+  workdir = pathlib.Path(workdir)
+  systems.validate(config)
+  images, labels = data.load_dataset(config.data.name, 'train', config.data.dir)
+  if config.data.limit:
+    images, labels = images[:config.data.limit], labels[:config.data.limit]
+  batcher = data.EpochBatcher(images, labels, config.data.batch_size, config.seed)
+  spe = batcher.steps_per_epoch
+  total = config.train.num_steps or config.train.num_epochs * spe
+  image_shape = tuple(images.shape[1:])
+
+  workdir.mkdir(parents=True, exist_ok=True)
+  wd.check_config(workdir, config)
+  models = systems.build_models(config, image_shape)
+  state = systems.create_state(config, models, image_shape)
+  ckpt = Checkpointer(workdir / 'checkpoints', config.checkpoint.max_to_keep)
+  if ckpt.latest_step() is not None:
+    state = ckpt.restore(state)
+    logging.info('resumed from %s at step %d', ckpt.latest_step(), int(state.step))
+  start = int(state.step)
+  wd.save_config(workdir, config)
+  log = wd.MetricsLog(workdir / 'metrics.jsonl', start)
+  if start >= total:
+    logging.info('checkpoint is at step %d >= %d: nothing to train', start, total)
+    ckpt.close()
+    return {}
+
+  step_fn = systems.make_step(config, models)
+  key = systems.train_key(config)
+  z_eval = systems.eval_noise(config, config.sample.num)
+  sample_fn = jax.jit(functools.partial(steps.sample, models, bn=config.sample.bn))
+  batch_size = config.data.batch_size
+  logging.info('training %s on %s (%d images, %d steps/epoch) from step %d to %d in %s',
+               config.system, config.data.name, len(images), spe, start, total, workdir)
+
+  bar = _progress(total, start)
+  interval, record = _Interval(start), {}
+  try:
+    for step in range(start, total):
+      batch, _ = batcher.get(step)
+      state, metrics = step_fn(state, batch, key)
+      interval.metrics.append(metrics)
+      if bar is not None:
+        bar.update(1)
+      done = step + 1
+      end_of_epoch = done % spe == 0 or done == total
+      if done % config.log_every_steps == 0 or end_of_epoch:
+        record = {'step': done, 'epoch': round(done / spe, 4), **interval.summarise(batch_size)}
+        if interval.first_step == start:
+          record['compile_included'] = True  # this interval's img/s includes compilation
+        log.write(record)
+        msg = ' '.join(f'{k}={record[k]:.4g}' for k in ('d_loss', 'g_loss', 'mmd2', 'img_s') if k in record)
+        if bar is not None:
+          bar.set_postfix_str(msg)
+        else:
+          logging.info('step %d/%d epoch %.2f %s', done, total, record['epoch'], msg)
+      if end_of_epoch:
+        grid = wd.image_grid(np.asarray(sample_fn(state, z_eval)))
+        wd.save_png(workdir / 'samples' / f'step_{done:07d}.png', grid)
+        ckpt.save(done, state)
+      if not interval.metrics or done % config.log_every_steps == 0 or end_of_epoch:
+        interval = _Interval(done)  # img/s excludes the logging, sampling and saving above
+  finally:
+    if bar is not None:
+      bar.close()
+    ckpt.close()
+    wd.plot_loss_curves(wd.read_metrics(workdir / 'metrics.jsonl'), workdir / 'loss_curves.png')
+  logging.info('done: step %d, checkpoint and samples in %s', total, workdir)
+  return record
+
+
+def sample(config: Any, workdir: str, num: int | None = None) -> pathlib.Path:
+  """Writes W/samples.npz (uint8 images) and W/samples.png from the last checkpoint."""
+  workdir = pathlib.Path(workdir)
+  systems.validate(config)
+  image_shape = data.IMAGE_SHAPE
+  ckpt_dir = workdir / 'checkpoints'
+  if not ckpt_dir.exists():
+    raise UserError(f'{workdir} has no checkpoints to sample from; train first with --mode=train')
+  wd.check_config(workdir, config)
+  models = systems.build_models(config, image_shape)
+  ckpt = Checkpointer(ckpt_dir, config.checkpoint.max_to_keep)
+  if ckpt.latest_step() is None:
+    raise UserError(f'{ckpt_dir} holds no complete checkpoint; train first with --mode=train')
+  state = ckpt.restore(systems.create_state(config, models, image_shape))
+  ckpt.close()
+  num = num or config.sample.num
+  z = systems.eval_noise(config, num)
+  out = np.asarray(jax.jit(functools.partial(steps.sample, models, bn=config.sample.bn))(state, z))
+  pix = np.clip(np.round((out + 1.0) * 127.5), 0, 255).astype(np.uint8)
+  path = workdir / 'samples.npz'
+  np.savez_compressed(path, images=pix, step=int(state.step))
+  wd.save_png(workdir / 'samples.png', wd.image_grid(out[:min(num, 400)]))
+  logging.info('wrote %d samples of step %d to %s', num, int(state.step), path)
+  return path
+
+
+def run(config: Any, workdir: str, mode: str = 'train') -> Any:
+  """Entry point of main.py."""
+  if mode == 'train':
+    return train(config, workdir)
+  if mode == 'sample':
+    return sample(config, workdir)
+  raise UserError(f"--mode must be 'train' or 'sample', got {mode!r}")

@@ -1,0 +1,153 @@
+"""What a run writes into its workdir: config, metrics, sample images, loss curves.
+
+  W/config.json          the run's config; a rerun must match it (see check_config)
+  W/metrics.jsonl        one JSON object a line (step, epoch, losses, img_s, ...)
+  W/samples/step_*.png   fixed-noise sample grids, one per epoch and one at the end
+  W/loss_curves.png      the losses of metrics.jsonl, written when training stops
+  W/checkpoints/<step>/  orbax checkpoints (checkpoint.py)
+"""
+from __future__ import annotations
+
+import json
+import math
+import os
+import pathlib
+from typing import Any, Iterable
+
+import numpy as np
+
+from jaxgan.errors import UserError
+
+# Fields a rerun may change without starting a different run: how long to train,
+# how often to log, and where the data lives.
+RESUMABLE_FIELDS = frozenset({'train.num_steps', 'train.num_epochs', 'log_every_steps', 'data.dir'})
+
+
+def atomic_write_text(path: pathlib.Path, text: str) -> None:
+  """Writes via a temporary file + rename, so a crash never leaves half a file."""
+  tmp = path.with_name(f'.{path.name}.tmp')
+  tmp.write_text(text)
+  os.replace(tmp, path)
+
+
+def _flatten(d: dict, prefix: str = '') -> dict:
+  out = {}
+  for k, v in d.items():
+    key = f'{prefix}{k}'
+    if isinstance(v, dict):
+      out.update(_flatten(v, key + '.'))
+    else:
+      out[key] = v
+  return out
+
+
+def config_to_dict(config: Any) -> dict:
+  """ConfigDict -> plain JSON-able dict (tuples become lists)."""
+  return json.loads(config.to_json_best_effort())
+
+
+def check_config(workdir: pathlib.Path, config: Any) -> None:
+  """Refuses a workdir that holds a run with a different config.
+
+  Only RESUMABLE_FIELDS may differ; a workdir holding checkpoints but no config.json
+  is not a jaxgan run and is refused too.
+  """
+  path = workdir / 'config.json'
+  if not path.exists():
+    if (workdir / 'checkpoints').exists():
+      raise UserError(f'{workdir} holds checkpoints but no config.json: it is not a jaxgan run '
+                      'this config can resume; use another --workdir')
+    return
+  try:
+    old = _flatten(json.loads(path.read_text()))
+  except json.JSONDecodeError as e:
+    raise UserError(f'{path} is not valid JSON ({e}); use another --workdir') from None
+  new = _flatten(config_to_dict(config))
+  diff = sorted(k for k in set(old) | set(new)
+                if k not in RESUMABLE_FIELDS and old.get(k, '<absent>') != new.get(k, '<absent>'))
+  if diff:
+    shown = ', '.join(f'{k}: {old.get(k, "<absent>")} -> {new.get(k, "<absent>")}' for k in diff[:4])
+    more = f' (+{len(diff) - 4} more)' if len(diff) > 4 else ''
+    raise UserError(f'{workdir} holds a run with a different config ({shown}{more}); '
+                    'use a new --workdir, or rerun with the same config to resume')
+
+
+def save_config(workdir: pathlib.Path, config: Any) -> None:
+  """Writes W/config.json (atomically)."""
+  atomic_write_text(workdir / 'config.json', json.dumps(config_to_dict(config), indent=2) + '\n')
+
+
+class MetricsLog:
+  """Appends JSON lines to W/metrics.jsonl.
+
+  On resume from step k it first drops lines with step > k (written after the last
+  checkpoint by a run that was then interrupted), so the file reads as one run.
+  """
+
+  def __init__(self, path: pathlib.Path, resume_step: int):
+    self.path = path
+    if path.exists():
+      keep = [l for l in path.read_text().splitlines()
+              if l.strip() and json.loads(l).get('step', 0) <= resume_step]
+      atomic_write_text(path, ''.join(l + '\n' for l in keep))
+
+  def write(self, record: dict) -> None:
+    clean = {k: (None if isinstance(v, float) and not math.isfinite(v) else v) for k, v in record.items()}
+    with self.path.open('a') as f:
+      f.write(json.dumps(clean) + '\n')
+
+
+def read_metrics(path: pathlib.Path) -> list[dict]:
+  """All records of a metrics.jsonl."""
+  if not path.exists():
+    return []
+  return [json.loads(l) for l in path.read_text().splitlines() if l.strip()]
+
+
+def image_grid(images: np.ndarray, ncol: int | None = None, pad: int = 2) -> np.ndarray:
+  """images [N, H, W, C] in [-1, 1] -> one uint8 grid [rows*(H+pad)+pad, ..., C]."""
+  n, h, w, c = images.shape
+  ncol = ncol or int(math.ceil(math.sqrt(n)))
+  nrow = int(math.ceil(n / ncol))
+  grid = np.full((nrow * (h + pad) + pad, ncol * (w + pad) + pad, c), 255, np.uint8)
+  pix = np.clip(np.round((np.asarray(images, np.float32) + 1.0) * 127.5), 0, 255).astype(np.uint8)
+  for i in range(n):
+    r, col = divmod(i, ncol)
+    grid[pad + r * (h + pad):pad + r * (h + pad) + h, pad + col * (w + pad):pad + col * (w + pad) + w] = pix[i]
+  return grid
+
+
+def save_png(path: pathlib.Path, array: np.ndarray) -> None:
+  """Saves an HxWx1 or HxWx3 uint8 array as PNG (atomically)."""
+  from PIL import Image  # pylint: disable=g-import-not-at-top
+  path.parent.mkdir(parents=True, exist_ok=True)
+  img = Image.fromarray(array[..., 0] if array.shape[-1] == 1 else array)
+  tmp = path.with_name(f'.{path.name}.tmp')
+  img.save(tmp, format='PNG')
+  os.replace(tmp, path)
+
+
+def plot_loss_curves(records: Iterable[dict], path: pathlib.Path,
+                     keys: tuple[str, ...] = ('d_loss', 'g_loss', 'g_bce', 'mmd2')) -> bool:
+  """Plots the given metrics against step into a PNG; False if nothing to plot."""
+  records = [r for r in records if 'step' in r and any(k in r for k in keys)]
+  if not records:
+    return False
+  import matplotlib  # pylint: disable=g-import-not-at-top
+  matplotlib.use('Agg')
+  import matplotlib.pyplot as plt  # pylint: disable=g-import-not-at-top
+  fig, ax = plt.subplots(figsize=(8, 4.5))
+  for k in keys:
+    pts = [(r['step'], r[k]) for r in records if r.get(k) is not None]
+    if pts:
+      ax.plot(*zip(*pts), label=k, marker='.' if len(pts) < 30 else None)
+  ax.set_xlabel('step')
+  ax.set_ylabel('loss')
+  ax.grid(alpha=0.3)
+  ax.legend()
+  fig.tight_layout()
+  tmp = path.with_name(f'.{path.name}.tmp.png')
+  fig.savefig(tmp, dpi=100)
+  plt.close(fig)
+  os.replace(tmp, path)
+  return True
