@@ -36,3 +36,38 @@ __all__ = [
     'to_float',
     'verify_file',
 ]
+
+# Image datasets (CIFAR-10, image folders, CelebA, MNIST at 64x64) and the 2-D mode benchmarks.
+from jaxgan.data.cifar import find_cifar_dir
+from jaxgan.data.cifar import load_cifar10
+from jaxgan.data.images import list_images
+from jaxgan.data.images import load_image_folder
+from jaxgan.data.images import resize_images
+from jaxgan.data.registry import Dataset
+from jaxgan.data.registry import IMAGE_DATASETS
+from jaxgan.data.registry import load_images
+from jaxgan.data.toy import MIXTURES
+from jaxgan.data.toy import mixture_means
+from jaxgan.data.toy import mixture_std
+from jaxgan.data.toy import mode_stats
+from jaxgan.data.toy import sample_mixture
+from jaxgan.data.toy import sample_mixture_jax
+from jaxgan.data.toy import sample_mixture_np
+
+__all__ += [
+    'Dataset',
+    'find_cifar_dir',
+    'IMAGE_DATASETS',
+    'list_images',
+    'load_cifar10',
+    'load_image_folder',
+    'load_images',
+    'MIXTURES',
+    'mixture_means',
+    'mixture_std',
+    'mode_stats',
+    'resize_images',
+    'sample_mixture',
+    'sample_mixture_jax',
+    'sample_mixture_np',
+]
