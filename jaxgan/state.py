@@ -48,7 +48,7 @@ def apply_gradients(net: NetState, grads: Any, batch_stats: Any,
 
 def global_norm(tree: Any) -> jax.Array:
   """L2 norm over all leaves of a pytree."""
-  return optax.global_norm(tree)
+  return optax.tree.norm(tree)
 
 
 def num_params(tree: Any) -> int:

@@ -7,6 +7,7 @@ noise of step s is drawn from fold_in(key, s), so it is a function of (seed, s) 
 """
 from __future__ import annotations
 
+import dataclasses
 import functools
 from typing import Any, NamedTuple
 
@@ -54,81 +55,197 @@ def generate(gen: nn.Module, params: Any, batch_stats: Any, z: jax.Array,
   return out, upd.get('batch_stats', batch_stats)
 
 
-def disc_real_fake(disc: nn.Module, params: Any, batch_stats: Any, real: jax.Array,
-                   fake: jax.Array) -> tuple[tuple[jax.Array, jax.Array],
-                                             tuple[jax.Array, jax.Array], Any]:
-  """D on real and fake as two separate BatchNorm batches, in one call on 2N images.
-
-  As in the DCGAN reference (and bench/torch_reference.py), real and fake batches are
-  normalised with their own statistics (BatchNorm num_groups=2), while every
-  convolution runs once on the concatenated batch.
-
-  Returns ((real_logit, fake_logit), (real_feats, fake_feats), batch_stats).
-  """
-  n = real.shape[0]
-  (logit, feats), upd = disc.apply({'params': params, 'batch_stats': batch_stats},
-                                   jnp.concatenate([real, fake.astype(real.dtype)]),
-                                   train=True, num_groups=2, mutable=['batch_stats'])
-  return (logit[:n], logit[n:]), (feats[:n], feats[n:]), upd.get('batch_stats', {})
-
-
-def mmd_dcgan_step(state: GANState, images: jax.Array, key: jax.Array, *, models: Models,
-                   latent_dim: int, eta: float, sigmas: tuple[float, ...], estimator: str,
-                   gen_loss: str = 'non_saturating', real_target: float = 1.0
-                   ) -> tuple[GANState, dict[str, jax.Array]]:
-  """One D update (BCE), then one G update on BCE_G + eta * MMD^2 (seed 000, SPEC S4).
-
-  MMD^2 is taken between D's penultimate features of a fresh fake batch G(z') and of
-  the real batch, both computed with the *updated* D; only the fake side carries
-  gradient. eta = 0 is the plain DCGAN.
-  """
-  gen, disc = models.gen, models.disc
-  real = to_unit_range(images)
-  n = real.shape[0]
-  k_d, k_g = jax.random.split(jax.random.fold_in(key, state.step))
-
-  # D phase: fake from z, no gradient into G.
-  fake, _ = generate(gen, state.gen.params, state.gen.batch_stats, latent(k_d, n, latent_dim))
-  fake = jax.lax.stop_gradient(fake)
-
-  def d_loss_fn(params):
-    (real_logit, fake_logit), _, stats = disc_real_fake(
-        disc, params, state.disc.batch_stats, real, fake)
-    loss = losses.bce_discriminator(real_logit, fake_logit, real_target)
-    return loss, (stats, real_logit, fake_logit)
-
-  (d_loss, (d_stats, real_logit, fake_logit)), d_grads = jax.value_and_grad(
-      d_loss_fn, has_aux=True)(state.disc.params)
-  disc_state = apply_gradients(state.disc, d_grads, d_stats, models.tx_disc)
-
-  # G phase: fresh z', features from the updated D.
-  def g_loss_fn(params):
-    fake, gen_stats = generate(gen, params, state.gen.batch_stats, latent(k_g, n, latent_dim))
-    (_, fake_logit), (real_feats, fake_feats), _ = disc_real_fake(
-        disc, disc_state.params, disc_state.batch_stats, real, fake)
-    bce = losses.GEN_LOSSES[gen_loss](fake_logit)
-    mmd2 = kernels.mmd2(fake_feats, jax.lax.stop_gradient(real_feats), sigmas, estimator)
-    return bce + eta * mmd2, (gen_stats, bce, mmd2)
-
-  (g_loss, (g_stats, g_bce, mmd2)), g_grads = jax.value_and_grad(
-      g_loss_fn, has_aux=True)(state.gen.params)
-  gen_state = apply_gradients(state.gen, g_grads, g_stats, models.tx_gen)
-
-  metrics = {
-      'd_loss': d_loss, 'g_loss': g_loss, 'g_bce': g_bce, 'mmd2': mmd2,
-      'd_real': jnp.mean(jax.nn.sigmoid(real_logit)),
-      'd_fake': jnp.mean(jax.nn.sigmoid(fake_logit)),
-      'd_grad_norm': global_norm(d_grads), 'g_grad_norm': global_norm(g_grads),
-  }
-  return state.replace(step=state.step + 1, gen=gen_state, disc=disc_state), metrics
-
-
 def jit_step(step_fn, **static) -> Any:
   """jit a step with its statics closed over and the state buffers donated."""
   return jax.jit(functools.partial(step_fn, **static), donate_argnums=(0,))
 
 
-def sample(models: Models, state: GANState, z: jax.Array, bn: str = 'batch') -> jax.Array:
-  """Images G(z) in [-1, 1]; bn='batch' uses z's batch statistics, 'running' the averages."""
-  out, _ = generate(models.gen, state.gen.params, state.gen.batch_stats, z, train=(bn == 'batch'))
+def sample(models: Models, state: GANState, inputs: tuple[jax.Array, ...],
+           bn: str = 'batch') -> jax.Array:
+  """G(z) or G(z, y) in [-1, 1]; bn='batch' normalises with the batch's statistics,
+  'running' with the running averages."""
+  out, _ = (generate_cond if len(inputs) == 2 else generate)(
+      models.gen, state.gen.params, state.gen.batch_stats, *inputs, train=(bn == 'batch'))
   return out
+
+
+# ---------------------------------------------------------------------------------
+# The general step of the GAN family (issue 3): every system is a StepSpec.
+# ---------------------------------------------------------------------------------
+
+
+@dataclasses.dataclass(frozen=True)
+class StepSpec:
+  """Static description of one training step (hashable; closed over by jit).
+
+  Schedule: n_disc D updates (each on its own real batch), then n_gen G updates,
+  all inside one compiled step (lax.scan), so `state.step` counts G iterations.
+  """
+  latent_dim: int = 100
+  noise: str = 'normal'                 # normal | uniform (VT-GAN)
+  n_disc: int = 1                       # D (critic) updates per step: WGAN 5, vanilla k
+  n_gen: int = 1                        # G updates per step: seed 003's DCGAN 2
+  d_loss: str = 'bce'                   # bce | wasserstein
+  g_loss: str = 'non_saturating'        # non_saturating | minimax | wasserstein
+  real_target: float = 1.0              # one-sided label smoothing (Salimans 2016): 0.9
+  eta: float = 0.0                      # weight of MMD^2 on D features (seed 000)
+  sigmas: tuple[float, ...] = (1.0, 2.0, 4.0, 8.0, 16.0)
+  estimator: str = 'unbiased'
+  feature_matching: float = 0.0         # weight of |E f(real) - E f(fake)|^2 in G's loss
+  adversarial_weight: float = 1.0       # weight of G's adversarial loss (0 with pure feature matching)
+  gp_weight: float = 0.0                # lambda of the WGAN-GP gradient penalty
+  clip: float = 0.0                     # WGAN weight clipping c (0 = off)
+  num_classes: int = 0                  # > 0: AC-GAN class-conditional G and class head
+  class_smoothing: float = 0.0          # label smoothing of D's class targets (seed 001)
+  disc_batches: str = 'grouped'         # grouped: one D call, BN per half | separate: two calls
+
+
+def _disc_outputs(disc: nn.Module, variables: dict, x: jax.Array, *, groups: int,
+                  rngs: dict) -> tuple[dict, Any]:
+  """D(x) as a dict {'logit', 'features'[, 'class_logits']} and its new batch_stats."""
+  out, upd = disc.apply(variables, x, train=True, num_groups=groups, rngs=rngs,
+                        mutable=['batch_stats'])
+  names = ('logit', 'features', 'class_logits')
+  return dict(zip(names, out)), upd.get('batch_stats', variables.get('batch_stats', {}))
+
+
+def disc_pair(disc: nn.Module, params: Any, batch_stats: Any, real: jax.Array, fake: jax.Array,
+              *, mode: str, rngs: dict) -> tuple[dict, dict, Any]:
+  """D on a real and a fake batch, each normalised (and minibatch-discriminated) alone.
+
+  mode 'grouped': one call on concat([real, fake]) with two BatchNorm groups (every
+  convolution runs once); 'separate': two calls, real first (VT-GAN, whose minibatch
+  layer must only compare real with real and fake with fake). Returns (real_out,
+  fake_out, batch_stats).
+  """
+  variables = {'params': params, 'batch_stats': batch_stats}
+  if mode == 'grouped':
+    n = real.shape[0]
+    out, stats = _disc_outputs(disc, variables, jnp.concatenate([real, fake.astype(real.dtype)]),
+                               groups=2, rngs=rngs)
+    return ({k: v[:n] for k, v in out.items()}, {k: v[n:] for k, v in out.items()}, stats)
+  real_out, stats = _disc_outputs(disc, variables, real, groups=1, rngs=rngs)
+  fake_out, stats = _disc_outputs(disc, {'params': params, 'batch_stats': stats}, fake,
+                                  groups=1, rngs=rngs)
+  return real_out, fake_out, stats
+
+
+def _class_targets(labels: jax.Array, spec: StepSpec, smooth: bool) -> jax.Array:
+  if smooth and spec.class_smoothing:
+    return losses.smoothed_class_targets(labels, spec.num_classes, spec.class_smoothing)
+  return jax.nn.one_hot(labels, spec.num_classes)
+
+
+def gan_step(state: GANState, batch: dict, key: jax.Array, *, models: Models,
+             spec: StepSpec) -> tuple[GANState, dict[str, jax.Array]]:
+  """One training iteration of any system of the GAN family.
+
+  batch: {'images': [n_disc, N, ...] (uint8 pixels or float points), 'labels':
+  [n_disc, N] int (conditional systems only)}. D phase: n_disc updates, update j on
+  real batch j and a fake batch from fresh noise. G phase: n_gen updates, each on fresh
+  noise, scored by the updated D against the last real batch (used by MMD^2 and
+  feature matching). Noise of step s comes from fold_in(key, s): common random numbers.
+  """
+  if spec.gp_weight or spec.clip:
+    from jaxgan import penalties  # pylint: disable=g-import-not-at-top
+  gen, disc = models.gen, models.disc
+  if not isinstance(batch, dict):  # a bare image batch [N, ...] (n_disc = 1, unconditional)
+    batch = {'images': batch[None]}
+  images = batch['images']
+  n = images.shape[1]
+  k_d, k_g = jax.random.split(jax.random.fold_in(key, state.step))
+  cond = spec.num_classes > 0
+
+  def make_fake(params, batch_stats, k):
+    k_z, k_y = jax.random.split(k)
+    z = latent(k_z, n, spec.latent_dim, spec.noise)
+    if cond:
+      y = jax.random.randint(k_y, (n,), 0, spec.num_classes)
+      out, stats = generate_cond(gen, params, batch_stats, z, y)
+      return out, stats, y
+    out, stats = generate(gen, params, batch_stats, z)
+    return out, stats, None
+
+  def d_update(disc_state, j):
+    k = jax.random.fold_in(k_d, j)
+    k_fake, k_gp, k_drop = jax.random.split(k, 3)
+    real = to_unit_range(images[j])
+    fake, _, fake_y = make_fake(state.gen.params, state.gen.batch_stats, k_fake)
+    fake = jax.lax.stop_gradient(fake)
+
+    def loss_fn(params):
+      ro, fo, stats = disc_pair(disc, params, disc_state.batch_stats, real, fake,
+                                mode=spec.disc_batches, rngs={'dropout': k_drop})
+      loss = losses.DISC_LOSSES[spec.d_loss](ro['logit'], fo['logit'], spec.real_target)
+      aux = {'d_adv': loss}
+      if cond:  # D maximises L_S + L_C: the class of real and of fake images
+        l_c = (losses.class_loss(ro['class_logits'], _class_targets(batch['labels'][j], spec, True))
+               + losses.class_loss(fo['class_logits'], _class_targets(fake_y, spec, False)))
+        loss, aux['d_class'] = loss + l_c, l_c
+      if spec.gp_weight:
+        def critic(x):  # per example: the critic must not couple examples (LayerNorm, no BN)
+          return disc.apply({'params': params, 'batch_stats': disc_state.batch_stats},
+                            x[None], train=True, rngs={'dropout': k_drop})[0][0]
+        gp = penalties.gradient_penalty(critic, real, fake, k_gp)
+        loss, aux['gp'] = loss + spec.gp_weight * gp, gp
+      # Mean D(x) and D(G(z)) as probabilities for BCE, raw critic values for Wasserstein.
+      squash = jax.nn.sigmoid if spec.d_loss == 'bce' else (lambda v: v)
+      aux.update(d_real=jnp.mean(squash(ro['logit'])), d_fake=jnp.mean(squash(fo['logit'])))
+      return loss, (stats, aux)
+
+    (loss, (stats, aux)), grads = jax.value_and_grad(loss_fn, has_aux=True)(disc_state.params)
+    new = apply_gradients(disc_state, grads, stats, models.tx_disc)
+    if spec.clip:
+      new = new.replace(params=penalties.clip_weights(new.params, spec.clip))
+    return new, dict(aux, d_loss=loss, d_grad_norm=global_norm(grads))
+
+  disc_state, d_metrics = jax.lax.scan(d_update, state.disc, jnp.arange(spec.n_disc))
+  d_metrics = jax.tree.map(lambda v: v[-1], d_metrics)   # the last D update of the step
+  real = to_unit_range(images[-1])
+  need_real = spec.eta or spec.feature_matching
+
+  def g_update(gen_state, j):
+    k_fake, k_drop = jax.random.split(jax.random.fold_in(k_g, j))
+
+    def loss_fn(params):
+      fake, stats, fake_y = make_fake(params, gen_state.batch_stats, k_fake)
+      rngs = {'dropout': k_drop}
+      dvars = {'params': disc_state.params, 'batch_stats': disc_state.batch_stats}
+      if need_real:
+        ro, fo, _ = disc_pair(disc, disc_state.params, disc_state.batch_stats, real, fake,
+                              mode=spec.disc_batches, rngs=rngs)
+      else:
+        fo, _ = _disc_outputs(disc, dvars, fake, groups=1, rngs=rngs)
+      adv = losses.GEN_LOSSES[spec.g_loss](fo['logit'])
+      aux = {'g_adv': adv}
+      loss = spec.adversarial_weight * adv
+      if spec.eta:
+        mmd2 = kernels.mmd2(fo['features'], jax.lax.stop_gradient(ro['features']),
+                            spec.sigmas, spec.estimator)
+        loss, aux['mmd2'] = loss + spec.eta * mmd2, mmd2
+      if spec.feature_matching:
+        fm = losses.feature_matching(ro['features'], fo['features'])
+        loss, aux['feature_matching'] = loss + spec.feature_matching * fm, fm
+      if cond:  # G maximises L_C - L_S: its images should be classified as their labels
+        l_c = losses.class_loss(fo['class_logits'], jax.nn.one_hot(fake_y, spec.num_classes))
+        loss, aux['g_class'] = loss + l_c, l_c
+      return loss, (stats, aux)
+
+    (loss, (stats, aux)), grads = jax.value_and_grad(loss_fn, has_aux=True)(gen_state.params)
+    return (apply_gradients(gen_state, grads, stats, models.tx_gen),
+            dict(aux, g_loss=loss, g_grad_norm=global_norm(grads)))
+
+  gen_state, g_metrics = jax.lax.scan(g_update, state.gen, jnp.arange(spec.n_gen))
+  g_metrics = jax.tree.map(lambda v: v[-1], g_metrics)
+  new_state = state.replace(step=state.step + 1, gen=gen_state, disc=disc_state)
+  return new_state, {**d_metrics, **g_metrics}
+
+
+def generate_cond(gen: nn.Module, params: Any, batch_stats: Any, z: jax.Array,
+                  labels: jax.Array, train: bool = True) -> tuple[jax.Array, Any]:
+  """Class-conditional G(z, y) -> (images, new batch_stats)."""
+  variables = {'params': params, 'batch_stats': batch_stats}
+  if not train:
+    return gen.apply(variables, z, labels, train=False), batch_stats
+  out, upd = gen.apply(variables, z, labels, train=True, mutable=['batch_stats'])
+  return out, upd.get('batch_stats', batch_stats)

@@ -9,33 +9,55 @@ from typing import Any, Callable
 
 import jax
 import jax.numpy as jnp
+import numpy as np
 import optax
 
 from jaxgan import kernels, losses, nets, steps
 from jaxgan.errors import UserError
-from jaxgan.state import GANState, init_net
+from jaxgan.state import GANState, NetState
 
 
 def make_optimizer(optim: Any) -> optax.GradientTransformation:
-  """Adam(lr, b1, b2), the optimiser of every DCGAN-family system."""
-  return optax.adam(optim.learning_rate, b1=optim.b1, b2=optim.b2)
+  """adam(lr, b1, b2) | rmsprop(lr) (WGAN) | sgd(lr, momentum) (Goodfellow 2014)."""
+  if optim.name == 'adam':
+    return optax.adam(optim.learning_rate, b1=optim.b1, b2=optim.b2)
+  if optim.name == 'rmsprop':
+    return optax.rmsprop(optim.learning_rate)
+  if optim.name == 'sgd':
+    return optax.sgd(optim.learning_rate, momentum=optim.momentum or None)
+  raise UserError(f"optim.name must be 'adam', 'rmsprop' or 'sgd', got {optim.name!r}")
 
 
-def build_models(config: Any, image_shape: tuple[int, ...]) -> steps.Models:
-  """Networks and optimisers of config.system for images [H, W, C]."""
-  gen, disc = nets.build_networks(config.model, image_shape)
+def build_models(config: Any, data_shape: tuple[int, ...], num_classes: int | None = None
+                 ) -> steps.Models:
+  """Networks and optimisers of the config for data of shape [H, W, C] (or [2])."""
+  gen, disc = nets.build_networks(config.model, tuple(data_shape), num_classes)
   return steps.Models(gen, disc, make_optimizer(config.optim), make_optimizer(config.optim))
 
 
-def create_state(config: Any, models: steps.Models, image_shape: tuple[int, ...]) -> GANState:
+def is_conditional(config: Any) -> bool:
+  """AC-GAN / VT-GAN: G takes labels and D has a class head."""
+  return bool(config.model.get('num_classes', 0))
+
+
+def _init_net(module, key, args, tx) -> NetState:
+  variables = module.init({'params': key, 'dropout': key}, *args, train=False)
+  params = variables['params']
+  return NetState(params=params, batch_stats=variables.get('batch_stats', {}),
+                  opt_state=tx.init(params))
+
+
+def create_state(config: Any, models: steps.Models, data_shape: tuple[int, ...]) -> GANState:
   """Initial state; parameters are a pure function of config.seed."""
   k_init = jax.random.fold_in(jax.random.key(config.seed), steps.STREAM_INIT)
   k_gen, k_disc = jax.random.split(k_init)
-  z = jnp.zeros((2, config.model.latent_dim), jnp.float32)
-  x = jnp.zeros((2,) + tuple(image_shape), jnp.float32)
+  gen_args = (jnp.zeros((2, config.model.latent_dim), jnp.float32),)
+  if is_conditional(config):
+    gen_args += (jnp.zeros((2,), jnp.int32),)
+  x = jnp.zeros((2,) + tuple(data_shape), jnp.float32)
   return GANState(step=jnp.zeros((), jnp.int32),
-                  gen=init_net(models.gen, k_gen, z, models.tx_gen),
-                  disc=init_net(models.disc, k_disc, x, models.tx_disc))
+                  gen=_init_net(models.gen, k_gen, gen_args, models.tx_gen),
+                  disc=_init_net(models.disc, k_disc, (x,), models.tx_disc))
 
 
 def train_key(config: Any) -> jax.Array:
@@ -43,41 +65,82 @@ def train_key(config: Any) -> jax.Array:
   return jax.random.fold_in(jax.random.key(config.seed), steps.STREAM_TRAIN)
 
 
-def eval_noise(config: Any, n: int) -> jax.Array:
-  """The one fixed evaluation noise of a run (depends on the seed only)."""
+def eval_inputs(config: Any, n: int) -> tuple[jax.Array, ...]:
+  """The one fixed evaluation input of a run: noise (and labels 0..K-1 cycling)."""
   key = jax.random.fold_in(jax.random.key(config.seed), steps.STREAM_EVAL)
-  return steps.latent(key, n, config.model.latent_dim)
+  z = steps.latent(key, n, config.model.latent_dim, config.model.get('noise', 'normal'))
+  if is_conditional(config):
+    return z, jnp.arange(n, dtype=jnp.int32) % config.model.num_classes
+  return (z,)
+
+
+def eval_noise(config: Any, n: int) -> jax.Array:
+  """The fixed evaluation noise (depends on the seed only)."""
+  return eval_inputs(config, n)[0]
+
+
+def step_spec(config: Any) -> steps.StepSpec:
+  """The static step description of a config."""
+  t = config.train
+  return steps.StepSpec(
+      latent_dim=config.model.latent_dim, noise=config.model.get('noise', 'normal'),
+      n_disc=t.n_disc, n_gen=t.n_gen, d_loss=t.d_loss, g_loss=t.g_loss,
+      real_target=float(t.real_label), eta=float(t.eta),
+      sigmas=tuple(float(s) for s in t.mmd_sigmas), estimator=t.mmd_estimator,
+      feature_matching=float(t.feature_matching), adversarial_weight=float(t.adversarial_weight),
+      gp_weight=float(t.gp_weight), clip=float(t.clip),
+      num_classes=int(config.model.get('num_classes', 0)),
+      class_smoothing=float(t.class_smoothing), disc_batches=t.disc_batches)
+
+
+def _choice(name: str, value: Any, allowed) -> None:
+  if value not in allowed:
+    raise UserError(f'{name} must be one of {sorted(allowed)}, got {value!r}')
 
 
 def validate(config: Any) -> None:
   """Rejects config values that would fail deep inside a step, with a one-line hint."""
-  t = config.train
-  if config.data.batch_size < 2:
-    raise UserError(f'data.batch_size must be >= 2 (MMD^2 and BatchNorm need pairs), got {config.data.batch_size}')
-  if t.mmd_estimator not in kernels.ESTIMATORS:
-    raise UserError(f'train.mmd_estimator must be one of {kernels.ESTIMATORS}, got {t.mmd_estimator!r}')
-  if t.gen_loss not in losses.GEN_LOSSES:
-    raise UserError(f'train.gen_loss must be one of {sorted(losses.GEN_LOSSES)}, got {t.gen_loss!r}')
+  t, d = config.train, config.data
+  if d.batch_size < 2:
+    raise UserError(f'data.batch_size must be >= 2 (MMD^2 and BatchNorm need pairs), got {d.batch_size}')
+  if d.limit is not None and d.limit < d.batch_size * t.n_disc:
+    raise UserError(f'data.limit ({d.limit}) must be >= data.batch_size * train.n_disc '
+                    f'({d.batch_size * t.n_disc})')
+  _choice('train.mmd_estimator', t.mmd_estimator, kernels.ESTIMATORS)
+  _choice('train.d_loss', t.d_loss, losses.DISC_LOSSES)
+  _choice('train.g_loss', t.g_loss, losses.GEN_LOSSES)
+  _choice('train.disc_batches', t.disc_batches, ('grouped', 'separate'))
+  _choice('model.noise', config.model.get('noise', 'normal'), ('normal', 'uniform'))
+  _choice('model.compute_dtype', config.model.get('compute_dtype', 'float32'), ('float32', 'bfloat16'))
+  if 'upconv_impl' in config.model:
+    _choice('model.upconv_impl', config.model.upconv_impl, ('subpixel', 'transpose'))
   if not t.mmd_sigmas or min(t.mmd_sigmas) <= 0:
     raise UserError(f'train.mmd_sigmas must be positive bandwidths, got {t.mmd_sigmas}')
-  if config.data.limit is not None and config.data.limit < config.data.batch_size:
-    raise UserError(f'data.limit ({config.data.limit}) must be >= data.batch_size ({config.data.batch_size})')
+  for name in ('num_epochs', 'n_disc', 'n_gen'):
+    if t[name] < 1:
+      raise UserError(f'train.{name} must be >= 1, got {t[name]}')
   if t.num_steps is not None and t.num_steps < 1:
     raise UserError(f'train.num_steps must be >= 1, got {t.num_steps}')
-  if t.num_epochs < 1:
-    raise UserError(f'train.num_epochs must be >= 1, got {t.num_epochs}')
   if config.optim.learning_rate <= 0:
     raise UserError(f'optim.learning_rate must be > 0, got {config.optim.learning_rate}')
-  if config.model.upconv_impl not in ('subpixel', 'transpose'):
-    raise UserError(f"model.upconv_impl must be 'subpixel' or 'transpose', got {config.model.upconv_impl!r}")
-  if config.model.compute_dtype not in ('float32', 'bfloat16'):
-    raise UserError(f"model.compute_dtype must be 'float32' or 'bfloat16', got {config.model.compute_dtype!r}")
+  if t.gp_weight and config.model.get('disc_norm', 'none') == 'batch':
+    raise UserError('train.gp_weight needs a per-example critic: set --config.model.disc_norm=layer '
+                    '(BatchNorm couples the examples the penalty differentiates one by one)')
+  if config.model.get('minibatch_kernels', 0) and t.disc_batches != 'separate':
+    raise UserError("minibatch discrimination compares a batch's examples with each other: "
+                    "set --config.train.disc_batches=separate")
+  if t.class_smoothing and not is_conditional(config):
+    raise UserError('train.class_smoothing smooths class labels: it needs a conditional model (num_classes > 0)')
 
 
 def make_step(config: Any, models: steps.Models) -> Callable:
-  """The jit-compiled, state-donating train step of config.system."""
-  t = config.train
-  return steps.jit_step(
-      steps.mmd_dcgan_step, models=models, latent_dim=config.model.latent_dim,
-      eta=float(t.eta), sigmas=tuple(float(s) for s in t.mmd_sigmas),
-      estimator=t.mmd_estimator, gen_loss=t.gen_loss, real_target=float(t.real_label))
+  """The jit-compiled, state-donating train step of the config.
+
+  step(state, batch, key) with batch = {'images': [n_disc, N, ...], 'labels': [n_disc, N]}.
+  """
+  return steps.jit_step(steps.gan_step, models=models, spec=step_spec(config))
+
+
+def stack_batches(batches: list[dict]) -> dict:
+  """[{'images': [N, ...], ...}] * n_disc -> {'images': [n_disc, N, ...], ...} (host arrays)."""
+  return {k: np.stack([b[k] for b in batches]) for k in batches[0]}

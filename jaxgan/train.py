@@ -12,7 +12,8 @@ import jax
 import numpy as np
 from absl import logging
 
-from jaxgan import data, steps, systems
+from jaxgan import pipeline, steps, systems
+from jaxgan.data import toy
 from jaxgan import workdir as wd
 from jaxgan.checkpoint import Checkpointer
 from jaxgan.errors import UserError
@@ -58,29 +59,46 @@ class _Interval:
     return out
 
 
+def _write_samples(config: Any, workdir: pathlib.Path, samples: np.ndarray, step: int) -> dict:
+  """The per-epoch picture: an image grid, or for 2-D data a scatter plot over the true
+  means plus the PacGAN mode statistics (returned, to be logged)."""
+  if config.data.name in pipeline.TOY_DATASETS:
+    stats = toy.mode_stats(samples, config.data.name)
+    wd.plot_points(samples, toy.mixture_means(config.data.name),
+                   workdir / 'samples' / f'step_{step:07d}.png',
+                   title=f'step {step}: {stats["modes_covered"]} modes, '
+                         f'{100 * stats["high_quality_fraction"]:.1f}% high quality')
+    return {'modes_covered': int(stats['modes_covered']),
+            'high_quality': float(stats['high_quality_fraction'])}
+  wd.save_png(workdir / 'samples' / f'step_{step:07d}.png', wd.image_grid(samples))
+  return {}
+
+
+def _sample_count(config: Any) -> int:
+  # The PacGAN protocol scores 2,500 samples of a 2-D mixture.
+  return 2500 if config.data.name in pipeline.TOY_DATASETS else config.sample.num
+
+
 def train(config: Any, workdir: str) -> dict:
-  """Trains config.system in `workdir`, resuming from its last checkpoint.
+  """Trains the config's system in `workdir`, resuming from its last checkpoint.
 
   Returns the last metrics record written.
   """
   workdir = pathlib.Path(workdir)
   systems.validate(config)
-  images, labels = data.load_dataset(config.data.name, 'train', config.data.dir)
-  if config.data.limit:
-    images, labels = images[:config.data.limit], labels[:config.data.limit]
-  batcher = data.EpochBatcher(images, labels, config.data.batch_size, config.seed)
-  spe = batcher.steps_per_epoch
+  ds = pipeline.load_train_data(config)
+  batches = pipeline.StepBatches(ds, config.data.batch_size, config.seed, config.train.n_disc,
+                                 with_labels=systems.is_conditional(config))
+  spe = batches.steps_per_epoch
   total = config.train.num_steps or config.train.num_epochs * spe
-  image_shape = tuple(images.shape[1:])
 
   workdir.mkdir(parents=True, exist_ok=True)
   wd.check_config(workdir, config)
-  models = systems.build_models(config, image_shape)
-  state = systems.create_state(config, models, image_shape)
+  models = systems.build_models(config, ds.image_shape, ds.num_classes)
+  state = systems.create_state(config, models, ds.image_shape)
   ckpt = Checkpointer(workdir / 'checkpoints', config.checkpoint.max_to_keep)
   if ckpt.latest_step() is not None:
     state = ckpt.restore(state)
-    logging.info('resumed from %s at step %d', ckpt.latest_step(), int(state.step))
   start = int(state.step)
   wd.save_config(workdir, config)
   log = wd.MetricsLog(workdir / 'metrics.jsonl', start)
@@ -91,18 +109,17 @@ def train(config: Any, workdir: str) -> dict:
 
   step_fn = systems.make_step(config, models)
   key = systems.train_key(config)
-  z_eval = systems.eval_noise(config, config.sample.num)
+  eval_inputs = systems.eval_inputs(config, _sample_count(config))
   sample_fn = jax.jit(functools.partial(steps.sample, models, bn=config.sample.bn))
   batch_size = config.data.batch_size
-  logging.info('training %s on %s (%d images, %d steps/epoch) from step %d to %d in %s',
-               config.system, config.data.name, len(images), spe, start, total, workdir)
+  logging.info('training %s on %s (%d examples, %d steps/epoch) from step %d to %d in %s',
+               config.system, config.data.name, len(ds), spe, start, total, workdir)
 
   bar = _progress(total, start)
   interval, record = _Interval(start), {}
   try:
     for step in range(start, total):
-      batch, _ = batcher.get(step)
-      state, metrics = step_fn(state, batch, key)
+      state, metrics = step_fn(state, batches.get(step), key)
       interval.metrics.append(metrics)
       if bar is not None:
         bar.update(1)
@@ -112,17 +129,18 @@ def train(config: Any, workdir: str) -> dict:
         record = {'step': done, 'epoch': round(done / spe, 4), **interval.summarise(batch_size)}
         if interval.first_step == start:
           record['compile_included'] = True  # this interval's img/s includes compilation
+        if end_of_epoch:
+          record.update(_write_samples(config, workdir, np.asarray(sample_fn(state, eval_inputs)), done))
         log.write(record)
-        msg = ' '.join(f'{k}={record[k]:.4g}' for k in ('d_loss', 'g_loss', 'mmd2', 'img_s') if k in record)
+        msg = ' '.join(f'{k}={record[k]:.4g}' for k in
+                       ('d_loss', 'g_loss', 'mmd2', 'modes_covered', 'img_s') if k in record)
         if bar is not None:
           bar.set_postfix_str(msg)
         else:
           logging.info('step %d/%d epoch %.2f %s', done, total, record['epoch'], msg)
       if end_of_epoch:
-        grid = wd.image_grid(np.asarray(sample_fn(state, z_eval)))
-        wd.save_png(workdir / 'samples' / f'step_{done:07d}.png', grid)
         ckpt.save(done, state)
-      if not interval.metrics or done % config.log_every_steps == 0 or end_of_epoch:
+      if done % config.log_every_steps == 0 or end_of_epoch:
         interval = _Interval(done)  # img/s excludes the logging, sampling and saving above
   finally:
     if bar is not None:
@@ -133,29 +151,36 @@ def train(config: Any, workdir: str) -> dict:
   return record
 
 
-def sample(config: Any, workdir: str, num: int | None = None) -> pathlib.Path:
-  """Writes W/samples.npz (uint8 images) and W/samples.png from the last checkpoint."""
+def sample(config: Any, workdir: str) -> pathlib.Path:
+  """Writes W/samples.npz (uint8 images, labels when conditional) and W/samples.png
+  from the last checkpoint and the run's fixed evaluation noise."""
   workdir = pathlib.Path(workdir)
   systems.validate(config)
-  image_shape = data.IMAGE_SHAPE
   ckpt_dir = workdir / 'checkpoints'
-  if not ckpt_dir.exists():
-    raise UserError(f'{workdir} has no checkpoints to sample from; train first with --mode=train')
+  if not (workdir / 'config.json').exists() or not ckpt_dir.exists():
+    raise UserError(f'{workdir} holds no trained run to sample from; train first with --mode=train')
   wd.check_config(workdir, config)
-  models = systems.build_models(config, image_shape)
+  ds = pipeline.load_train_data(config)
+  models = systems.build_models(config, ds.image_shape, ds.num_classes)
   ckpt = Checkpointer(ckpt_dir, config.checkpoint.max_to_keep)
   if ckpt.latest_step() is None:
     raise UserError(f'{ckpt_dir} holds no complete checkpoint; train first with --mode=train')
-  state = ckpt.restore(systems.create_state(config, models, image_shape))
+  state = ckpt.restore(systems.create_state(config, models, ds.image_shape))
   ckpt.close()
-  num = num or config.sample.num
-  z = systems.eval_noise(config, num)
-  out = np.asarray(jax.jit(functools.partial(steps.sample, models, bn=config.sample.bn))(state, z))
-  pix = np.clip(np.round((out + 1.0) * 127.5), 0, 255).astype(np.uint8)
+  inputs = systems.eval_inputs(config, _sample_count(config))
+  out = np.asarray(jax.jit(functools.partial(steps.sample, models, bn=config.sample.bn))(state, inputs))
+  arrays = {'step': int(state.step)}
+  if config.data.name in pipeline.TOY_DATASETS:
+    arrays['points'] = out
+  else:
+    arrays['images'] = np.clip(np.round((out + 1.0) * 127.5), 0, 255).astype(np.uint8)
+  if len(inputs) == 2:
+    arrays['labels'] = np.asarray(inputs[1])
   path = workdir / 'samples.npz'
-  np.savez_compressed(path, images=pix, step=int(state.step))
-  wd.save_png(workdir / 'samples.png', wd.image_grid(out[:min(num, 400)]))
-  logging.info('wrote %d samples of step %d to %s', num, int(state.step), path)
+  np.savez_compressed(path, **arrays)
+  stats = _write_samples(config, workdir, out, int(state.step))
+  (workdir / 'samples' / f'step_{int(state.step):07d}.png').replace(workdir / 'samples.png')
+  logging.info('wrote %d samples of step %d to %s %s', len(out), int(state.step), path, stats or '')
   return path
 
 

@@ -151,3 +151,25 @@ def plot_loss_curves(records: Iterable[dict], path: pathlib.Path,
   plt.close(fig)
   os.replace(tmp, path)
   return True
+
+
+def plot_points(points: np.ndarray, means: np.ndarray, path: pathlib.Path, title: str = '') -> None:
+  """Scatter plot of 2-D samples [n, 2] over the true mixture means [k, 2] (PNG)."""
+  import matplotlib  # pylint: disable=g-import-not-at-top
+  matplotlib.use('Agg')
+  import matplotlib.pyplot as plt  # pylint: disable=g-import-not-at-top
+  path.parent.mkdir(parents=True, exist_ok=True)
+  fig, ax = plt.subplots(figsize=(5, 5))
+  ax.scatter(points[:, 0], points[:, 1], s=2, alpha=0.4, label='samples')
+  ax.scatter(means[:, 0], means[:, 1], s=40, c='red', marker='x', label='true means')
+  span = np.abs(means).max() * 1.5 + 0.5
+  ax.set_xlim(-span, span)
+  ax.set_ylim(-span, span)
+  ax.set_aspect('equal')
+  ax.legend(loc='upper right', fontsize=8)
+  ax.set_title(title, fontsize=9)
+  fig.tight_layout()
+  tmp = path.with_name(f'.{path.name}.tmp.png')
+  fig.savefig(tmp, dpi=90)
+  plt.close(fig)
+  os.replace(tmp, path)

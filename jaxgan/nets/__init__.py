@@ -1,31 +1,75 @@
-"""Generators and discriminators (linen modules only), built by name from the config."""
+"""Generators and discriminators (linen modules only), built by name from the config.
+
+Every discriminator maps x [N, ...] to (logit [N], features [N, F]) or, with a class
+head, (logit, features, class_logits [N, K]); it takes `train` and `num_groups` (the
+number of equal batch groups normalised separately, see layers.BatchNorm).
+"""
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, Callable
 
 import flax.linen as nn
 import jax.numpy as jnp
 
 from jaxgan.errors import UserError
+from jaxgan.nets import acgan, dcgan, mlp
 from jaxgan.nets.dcgan28 import Discriminator28, Generator28
 
 
-def _dcgan28(model: Any, image_shape: tuple[int, ...], dtype: Any) -> tuple[nn.Module, nn.Module]:
-  if tuple(image_shape[:2]) != (28, 28):
-    raise UserError(f'model dcgan28 needs 28x28 images, the data has {image_shape[0]}x{image_shape[1]}; '
-                    'pick a 28x28 dataset (mnist, fashion_mnist)')
-  gen = Generator28(channels=image_shape[2], base_width=model.gen_width,
-                    upconv_impl=model.upconv_impl, dtype=dtype)
-  disc = Discriminator28(feature_dim=model.feature_dim, width=model.disc_width, dtype=dtype)
-  return gen, disc
+def _need(shape, ok: Callable[[tuple], bool], what: str, name: str) -> None:
+  if not ok(shape):
+    raise UserError(f'model {name} needs {what}, the data has shape {shape}; '
+                    'change data.name / data.image_size or the model')
 
 
-NETWORKS = {'dcgan28': _dcgan28}
+def _dcgan28(m, shape, num_classes, dtype):
+  _need(shape, lambda s: len(s) == 3 and s[:2] == (28, 28), '28x28 images', 'dcgan28')
+  return (Generator28(channels=shape[2], base_width=m.gen_width, upconv_impl=m.upconv_impl,
+                      dtype=dtype),
+          Discriminator28(feature_dim=m.feature_dim, width=m.disc_width, dtype=dtype))
 
 
-def build_networks(model: Any, image_shape: tuple[int, ...]) -> tuple[nn.Module, nn.Module]:
-  """(generator, discriminator) for config.model on images of shape [H, W, C]."""
+def _dcgan(m, shape, num_classes, dtype):
+  _need(shape, lambda s: len(s) == 3 and s[0] == s[1] and s[0] % 16 == 0,
+        'square images with a side divisible by 16 (e.g. 64)', 'dcgan')
+  return (dcgan.DCGANGenerator(image_size=shape[0], channels=shape[2], ngf=m.ngf,
+                               kernel_size=m.kernel_size, upconv_impl=m.upconv_impl, dtype=dtype),
+          dcgan.DCGANDiscriminator(ndf=m.ndf, kernel_size=m.kernel_size, norm=m.disc_norm,
+                                   dtype=dtype))
+
+
+def _acgan(m, shape, num_classes, dtype):
+  _need(shape, lambda s: len(s) == 3 and s[0] == s[1] and s[0] % 16 == 0,
+        'square images with a side divisible by 16 (set data.pad_to=32 for MNIST)', 'acgan')
+  if num_classes is not None and num_classes != m.num_classes:
+    raise UserError(f'model.num_classes is {m.num_classes} but the data has {num_classes} classes')
+  return (acgan.ConditionalGenerator(num_classes=m.num_classes, image_size=shape[0],
+                                     channels=shape[2], width=m.gen_width,
+                                     upconv_impl=m.upconv_impl, dtype=dtype),
+          acgan.AuxClassifierDiscriminator(num_classes=m.num_classes, width_mult=m.disc_width_mult,
+                                           minibatch_kernels=m.minibatch_kernels,
+                                           minibatch_dim=m.minibatch_dim, dtype=dtype))
+
+
+def _mlp_maxout(m, shape, num_classes, dtype):
+  return (mlp.MLPGenerator(out_shape=shape, hidden=tuple(m.gen_hidden)),
+          mlp.MaxoutDiscriminator(units=m.maxout_units, pieces=m.maxout_pieces,
+                                  dropout=m.dropout))
+
+
+def _toy(m, shape, num_classes, dtype):
+  _need(shape, lambda s: s == (2,), '2-D points', 'toy')
+  return mlp.ToyGenerator(hidden=m.hidden), mlp.ToyDiscriminator(hidden=m.hidden)
+
+
+NETWORKS = {'dcgan28': _dcgan28, 'dcgan': _dcgan, 'acgan': _acgan, 'mlp_maxout': _mlp_maxout,
+            'toy': _toy}
+
+
+def build_networks(model: Any, data_shape: tuple[int, ...],
+                   num_classes: int | None = None) -> tuple[nn.Module, nn.Module]:
+  """(generator, discriminator) for config.model on data of shape [H, W, C] or [2]."""
   if model.name not in NETWORKS:
     raise UserError(f'unknown model {model.name!r}: choose one of {sorted(NETWORKS)}')
   dtype = {'float32': None, 'bfloat16': jnp.bfloat16}[model.get('compute_dtype', 'float32')]
-  return NETWORKS[model.name](model, tuple(image_shape), dtype)
+  return NETWORKS[model.name](model, tuple(data_shape), num_classes, dtype)

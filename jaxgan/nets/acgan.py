@@ -1,0 +1,82 @@
+"""AC-GAN (S7, Odena et al. 2017) and VT-GAN (S8, seed 001) networks.
+
+Seed 001's tables (sections 3.2, 3.3), for 32x32 images (MNIST is padded to 32x32):
+  D: Conv 5/s2/16 (no BN) -> 5/s1/32 -> 3/s2/64 -> 5/s1/128 -> 3/s2/256 -> 3/s1/512 (no BN),
+     LeakyReLU(0.2) after each, BN where marked -> flatten [features]
+     -> [VT-GAN: minibatch discrimination, concatenated] -> source logit and class logits
+  G: [z, one_hot(y)] -> Dense(s*s*512) -> LeakyReLU  (s = image_size / 16, no BN)
+     -> 3 x [ConvT 5x5 s2 (256, 128, 64) -> BN -> LeakyReLU] -> ConvT 5x5 s2 C -> tanh
+The class label enters G by concatenating its one-hot code to z (a choice: the seed
+does not say how; see BUILD_NOTES.md).
+"""
+from __future__ import annotations
+
+from typing import Any
+
+import flax.linen as nn
+import jax
+import jax.numpy as jnp
+
+from jaxgan.nets import layers
+from jaxgan.nets.dcgan28 import batch_norm
+
+# (kernel, stride, filters, batch norm) of seed 001's discriminator table.
+DISC_TABLE = ((5, 2, 16, False), (5, 1, 32, True), (3, 2, 64, True),
+              (5, 1, 128, True), (3, 2, 256, True), (3, 1, 512, False))
+
+
+class ConditionalGenerator(nn.Module):
+  """(z [N, latent], labels [N]) -> images [N, image_size, image_size, channels]."""
+  num_classes: int = 10
+  image_size: int = 32
+  channels: int = 1
+  width: int = 512
+  upconv_impl: str = 'subpixel'
+  dtype: Any = None
+
+  @nn.compact
+  def __call__(self, z: jax.Array, labels: jax.Array, train: bool = True) -> jax.Array:
+    init = layers.dcgan_init()
+    s = self.image_size // 16
+    x = jnp.concatenate([z, jax.nn.one_hot(labels, self.num_classes, dtype=z.dtype)], axis=-1)
+    x = nn.leaky_relu(nn.Dense(s * s * self.width, kernel_init=init, dtype=self.dtype)(x), 0.2)
+    x = x.reshape(z.shape[0], s, s, self.width)
+    for div in (2, 4, 8):
+      x = layers.UpConv(self.width // div, 5, 2, use_bias=False, impl=self.upconv_impl,
+                        kernel_init=init, dtype=self.dtype)(x)
+      x = nn.leaky_relu(batch_norm(train, self.dtype)(x), 0.2)
+    x = layers.UpConv(self.channels, 5, 2, impl=self.upconv_impl, kernel_init=init,
+                      dtype=self.dtype)(x)
+    return jnp.tanh(x.astype(jnp.float32))
+
+
+class AuxClassifierDiscriminator(nn.Module):
+  """images -> (source logit [N], features [N, F], class logits [N, K]).
+
+  `minibatch_kernels` > 0 adds Salimans et al.'s minibatch discrimination layer (VT-GAN)
+  on the flattened features; it compares the examples of the batch it is given, so the
+  step feeds real and fake batches in separate calls.
+  """
+  num_classes: int = 10
+  width_mult: float = 1.0
+  minibatch_kernels: int = 0
+  minibatch_dim: int = 5
+  dtype: Any = None
+
+  @nn.compact
+  def __call__(self, x: jax.Array, train: bool = True, num_groups: int = 1):
+    init = layers.dcgan_init()
+    for kernel, stride, filters, use_bn in DISC_TABLE:
+      x = nn.Conv(max(1, int(filters * self.width_mult)), (kernel, kernel), (stride, stride),
+                  padding='SAME', use_bias=not use_bn, kernel_init=init, dtype=self.dtype)(x)
+      if use_bn:
+        x = batch_norm(train, self.dtype, num_groups)(x)
+      x = nn.leaky_relu(x, 0.2)
+    feats = x.reshape(x.shape[0], -1).astype(jnp.float32)
+    h = feats
+    if self.minibatch_kernels:
+      from jaxgan.nets.tricks import MinibatchDiscrimination  # pylint: disable=g-import-not-at-top
+      h = MinibatchDiscrimination(self.minibatch_kernels, self.minibatch_dim)(h)
+    logit = nn.Dense(1, kernel_init=init)(h)[:, 0]
+    class_logits = nn.Dense(self.num_classes, kernel_init=init)(h)
+    return logit, feats, class_logits

@@ -1,0 +1,81 @@
+"""DCGANs for 64x64 (and any 16k x 16k) images: SPEC S3a and seed 003's 5x5 variant S3b.
+
+  G: z -> Dense(s*s*8ngf, no bias) -> BN -> ReLU          (s = image_size / 16)
+     -> 3 x [UpConv(4ngf, 2ngf, ngf; k x k, stride 2) -> BN -> ReLU]
+     -> UpConv(C, k x k, stride 2) -> tanh
+  D: Conv(ndf, k x k, s2) -> LReLU(0.2) -> 3 x [Conv(2ndf, 4ndf, 8ndf; s2) -> norm -> LReLU]
+     -> flatten [the features] -> Dense(1) [logit]
+
+With k = 4 this is the 64x64 DCGAN of the PyTorch examples (bench/torch_reference.py's
+G64/D64): its first ConvTranspose from a 1x1 input is exactly a Dense to 4x4x8ngf, and
+its last 4x4 VALID Conv on a 4x4 map exactly a Dense of the flattened map. With k = 5
+it is seed 003's architecture (G dense 4x4x512 + BN + ReLU, four 5x5 stride-2 transposed
+convs 256, 128, 64, C; D four 5x5 stride-2 convs 64..512, BN on all but the first).
+"""
+from __future__ import annotations
+
+from typing import Any
+
+import flax.linen as nn
+import jax
+import jax.numpy as jnp
+
+from jaxgan.nets import layers
+from jaxgan.nets.dcgan28 import batch_norm
+
+
+def normalization(kind: str, train: bool, num_groups: int, dtype: Any = None):
+  """'batch' (grouped BatchNorm), 'layer' (per example: WGAN-GP's critic) or 'none'."""
+  if kind == 'batch':
+    return batch_norm(train, dtype, num_groups)
+  if kind == 'layer':
+    # Over (H, W, C) of each example, as in Gulrajani et al.'s critic.
+    return nn.LayerNorm(epsilon=1e-5, reduction_axes=(-3, -2, -1), feature_axes=-1, dtype=dtype)
+  return lambda x: x
+
+
+class DCGANGenerator(nn.Module):
+  """z [N, latent] -> images [N, image_size, image_size, channels] in [-1, 1]."""
+  image_size: int = 64
+  channels: int = 3
+  ngf: int = 64
+  kernel_size: int = 4
+  upconv_impl: str = 'subpixel'
+  dtype: Any = None
+
+  @nn.compact
+  def __call__(self, z: jax.Array, train: bool = True) -> jax.Array:
+    init = layers.dcgan_init()
+    s = self.image_size // 16
+    x = nn.Dense(s * s * 8 * self.ngf, use_bias=False, kernel_init=init, dtype=self.dtype)(z)
+    x = nn.relu(batch_norm(train, self.dtype)(x)).reshape(z.shape[0], s, s, 8 * self.ngf)
+    for mult in (4, 2, 1):
+      x = layers.UpConv(mult * self.ngf, self.kernel_size, 2, use_bias=False,
+                        impl=self.upconv_impl, kernel_init=init, dtype=self.dtype)(x)
+      x = nn.relu(batch_norm(train, self.dtype)(x))
+    x = layers.UpConv(self.channels, self.kernel_size, 2, use_bias=False, impl=self.upconv_impl,
+                      kernel_init=init, dtype=self.dtype)(x)
+    return jnp.tanh(x.astype(jnp.float32))
+
+
+class DCGANDiscriminator(nn.Module):
+  """images [N, S, S, C] -> (logit [N], features [N, (S/16)^2 * 8ndf])."""
+  ndf: int = 64
+  kernel_size: int = 4
+  norm: str = 'batch'
+  dtype: Any = None
+
+  @nn.compact
+  def __call__(self, x: jax.Array, train: bool = True, num_groups: int = 1):
+    init = layers.dcgan_init()
+    k = (self.kernel_size, self.kernel_size)
+    x = nn.Conv(self.ndf, k, (2, 2), padding='SAME', use_bias=False, kernel_init=init,
+                dtype=self.dtype)(x)
+    x = nn.leaky_relu(x, 0.2)
+    for mult in (2, 4, 8):
+      x = nn.Conv(mult * self.ndf, k, (2, 2), padding='SAME', use_bias=False, kernel_init=init,
+                  dtype=self.dtype)(x)
+      x = nn.leaky_relu(normalization(self.norm, train, num_groups, self.dtype)(x), 0.2)
+    feats = x.reshape(x.shape[0], -1)
+    logit = nn.Dense(1, use_bias=False, kernel_init=init, dtype=self.dtype)(feats)
+    return logit[:, 0].astype(jnp.float32), feats.astype(jnp.float32)

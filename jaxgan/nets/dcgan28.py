@@ -1,0 +1,71 @@
+"""The MNIST 28x28 DCGAN of SPEC.md (system S3c, the network of the MMD-DCGAN S4).
+
+  G: z(100) -> Dense(7*7*256, no bias) -> BN -> ReLU -> 7x7x256
+     -> ConvT(128, 4x4, s2, SAME, no bias) -> BN -> ReLU -> ConvT(C, 4x4, s2, SAME) -> tanh
+  D: Conv(64, 4x4, s2, SAME) -> LReLU(0.2) -> Conv(128, 4x4, s2, SAME, no bias) -> BN
+     -> LReLU(0.2) -> flatten -> Dense(feature_dim) -> LReLU(0.2)  [MMD features]
+     -> Dense(1)  [logit]
+
+Weights N(0, 0.02), BatchNorm scale N(1, 0.02) (DCGAN). BatchNorm uses PyTorch's
+epsilon 1e-5 and momentum 0.1 (flax momentum 0.9), as in bench/torch_reference.py.
+"""
+from __future__ import annotations
+
+from typing import Any
+
+import flax.linen as nn
+import jax
+import jax.numpy as jnp
+
+from jaxgan.nets import layers
+
+
+def batch_norm(train: bool, dtype: Any = None, num_groups: int = 1) -> layers.BatchNorm:
+  """BatchNorm with DCGAN init and PyTorch's defaults (eps 1e-5, momentum 0.1)."""
+  return layers.BatchNorm(use_running_average=not train, momentum=0.9, epsilon=1e-5,
+                          num_groups=num_groups, scale_init=layers.bn_scale_init(), dtype=dtype)
+
+
+class Generator28(nn.Module):
+  """z [N, latent] -> images [N, 28, 28, channels] in [-1, 1]."""
+  channels: int = 1
+  base_width: int = 256
+  upconv_impl: str = 'subpixel'
+  dtype: Any = None
+
+  @nn.compact
+  def __call__(self, z: jax.Array, train: bool = True) -> jax.Array:
+    init = layers.dcgan_init()
+    x = nn.Dense(7 * 7 * self.base_width, use_bias=False, kernel_init=init, dtype=self.dtype)(z)
+    x = nn.relu(batch_norm(train, self.dtype)(x))
+    x = x.reshape(x.shape[0], 7, 7, self.base_width)
+    x = layers.UpConv(self.base_width // 2, 4, 2, use_bias=False, impl=self.upconv_impl,
+                      kernel_init=init, dtype=self.dtype)(x)
+    x = nn.relu(batch_norm(train, self.dtype)(x))
+    x = layers.UpConv(self.channels, 4, 2, impl=self.upconv_impl, kernel_init=init,
+                      dtype=self.dtype)(x)
+    return jnp.tanh(x.astype(jnp.float32))
+
+
+class Discriminator28(nn.Module):
+  """images [N, 28, 28, C] -> (logit [N], features [N, feature_dim]).
+
+  `num_groups` BatchNorm statistics groups along the batch (2 for concat([real, fake])).
+  """
+  feature_dim: int = 20
+  width: int = 64
+  dtype: Any = None
+
+  @nn.compact
+  def __call__(self, x: jax.Array, train: bool = True,
+               num_groups: int = 1) -> tuple[jax.Array, jax.Array]:
+    init = layers.dcgan_init()
+    x = nn.Conv(self.width, (4, 4), (2, 2), padding='SAME', kernel_init=init, dtype=self.dtype)(x)
+    x = nn.leaky_relu(x, 0.2)
+    x = nn.Conv(2 * self.width, (4, 4), (2, 2), padding='SAME', use_bias=False,
+                kernel_init=init, dtype=self.dtype)(x)
+    x = nn.leaky_relu(batch_norm(train, self.dtype, num_groups)(x), 0.2)
+    x = x.reshape(x.shape[0], -1)
+    feats = nn.leaky_relu(nn.Dense(self.feature_dim, kernel_init=init, dtype=self.dtype)(x), 0.2)
+    logit = nn.Dense(1, kernel_init=init, dtype=self.dtype)(feats)
+    return logit[:, 0].astype(jnp.float32), feats.astype(jnp.float32)

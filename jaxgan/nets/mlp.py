@@ -1,0 +1,78 @@
+"""Fully connected GANs: Goodfellow's maxout MNIST GAN (S1) and the 2-D toy GAN (S2)."""
+from __future__ import annotations
+
+from typing import Sequence
+
+import flax.linen as nn
+import jax
+import jax.numpy as jnp
+
+
+class Maxout(nn.Module):
+  """Maxout units (Goodfellow et al. 2013): max over `pieces` affine maps -> [N, units]."""
+  units: int
+  pieces: int
+
+  @nn.compact
+  def __call__(self, x: jax.Array) -> jax.Array:
+    h = nn.Dense(self.units * self.pieces)(x)
+    return jnp.max(h.reshape(x.shape[0], self.units, self.pieces), axis=-1)
+
+
+class MLPGenerator(nn.Module):
+  """z [N, latent] -> ReLU MLP -> images [N, *out_shape] with tanh (pixels in [-1, 1])."""
+  out_shape: Sequence[int] = (28, 28, 1)
+  hidden: Sequence[int] = (1200, 1200)
+
+  @nn.compact
+  def __call__(self, z: jax.Array, train: bool = True) -> jax.Array:
+    del train  # no BatchNorm or dropout in G
+    x = z
+    for width in self.hidden:
+      x = nn.relu(nn.Dense(width)(x))
+    x = nn.Dense(int(jnp.prod(jnp.array(self.out_shape))))(x)
+    return jnp.tanh(x).reshape((z.shape[0],) + tuple(self.out_shape))
+
+
+class MaxoutDiscriminator(nn.Module):
+  """images -> maxout MLP with dropout -> (logit [N], features [N, units]).
+
+  Goodfellow et al. 2014 used 240 units x 5 pieces and dropout on MNIST.
+  """
+  units: int = 240
+  pieces: int = 5
+  layers: int = 2
+  dropout: float = 0.5
+
+  @nn.compact
+  def __call__(self, x: jax.Array, train: bool = True, num_groups: int = 1):
+    del num_groups  # no batch statistics: nothing couples the examples
+    h = x.reshape(x.shape[0], -1)
+    for _ in range(self.layers):
+      h = nn.Dropout(self.dropout, deterministic=not train)(h)
+      h = Maxout(self.units, self.pieces)(h)
+    logit = nn.Dense(1)(nn.Dropout(self.dropout, deterministic=not train)(h))
+    return logit[:, 0], h
+
+
+class ToyGenerator(nn.Module):
+  """Seed 004's 2-D generator: Linear(latent, hidden) -> ReLU -> Linear(hidden, 2)."""
+  hidden: int = 100
+  out_dim: int = 2
+
+  @nn.compact
+  def __call__(self, z: jax.Array, train: bool = True) -> jax.Array:
+    del train
+    return nn.Dense(self.out_dim)(nn.relu(nn.Dense(self.hidden)(z)))
+
+
+class ToyDiscriminator(nn.Module):
+  """Seed 004's 2-D discriminator: Linear(2, hidden) -> ReLU -> Linear(hidden, 1) (logit;
+  the seed's final Sigmoid is folded into the loss)."""
+  hidden: int = 100
+
+  @nn.compact
+  def __call__(self, x: jax.Array, train: bool = True, num_groups: int = 1):
+    del train, num_groups
+    h = nn.relu(nn.Dense(self.hidden)(x))
+    return nn.Dense(1)(h)[:, 0], h
