@@ -80,3 +80,84 @@ def mmd2(x: jax.Array, y: jax.Array, sigmas: Sequence[float] = MMD_SIGMAS,
   k = mixture_rbf(xy, xy, sigmas, impl)
   n = x.shape[0]
   return mmd2_from_kernels(k[:n, :n], k[n:, n:], k[:n, n:], estimator)
+
+
+# --- Minibatch discrimination (Salimans et al. 2016, "Improved Techniques for Training
+# GANs", section 3.2). M [N, B, C] holds, for each example i, B rows M_i,b of length C
+# (M = f(x) T reshaped). c_b(x_i, x_j) = exp(-|M_i,b - M_j,b|_1), o(x_i)_b = sum_j c_b.
+#
+# Self term. The paper's sum runs over every j, i = j included, so each feature carries
+# a constant +1 (exp(-0)). That is the default here (`exclude_self=False`), to match the
+# paper and the layers built from it. The constant carries no gradient (M_i - M_i is
+# identically zero) and the next layer's bias absorbs it, so the two choices train
+# alike; `exclude_self=True` gives "how many *other* examples are close", which is 0 for
+# a batch of one and n - 1 for n identical rows, and is easier to read in tests and logs.
+
+
+def l1_distances_vmap(x: jax.Array, y: jax.Array) -> jax.Array:
+  """|x_i - y_j|_1 for every pair, x [n, d], y [m, d] -> [n, m] (readable form)."""
+  return pairwise(lambda a, b: jnp.sum(jnp.abs(a - b)))(x, y)
+
+
+def l1_distances(x: jax.Array, y: jax.Array) -> jax.Array:
+  """|x_i - y_j|_1 by broadcasting, x [n, d], y [m, d] -> [n, m].
+
+  L1 has no matmul form, so this materialises [n, m, d]; fine for minibatch sizes.
+  """
+  return jnp.sum(jnp.abs(x[:, None, :] - y[None, :, :]), axis=-1)
+
+
+def _drop_self(c: jax.Array) -> jax.Array:
+  """Zeroes the i = j entries of c [N, N, B].
+
+  Masking rather than subtracting 1 from the sum: o - 1 loses the small terms to
+  rounding when every other c_b is tiny (1 + 1e-9 == 1 in float32).
+  """
+  n = c.shape[0]
+  return jnp.where(jnp.eye(n, dtype=bool)[:, :, None], jnp.zeros((), c.dtype), c)
+
+
+def minibatch_features_vmap(m: jax.Array, exclude_self: bool = False) -> jax.Array:
+  """Minibatch-discrimination features, one pair of examples at a time (reference form).
+
+  Args:
+    m: [N, B, C], M_i = f(x_i) T reshaped to B kernels of dimension C.
+    exclude_self: drop the j = i term (see the note above; the paper keeps it).
+  Returns:
+    o [N, B], o_ib = sum_j exp(-|M_i,b - M_j,b|_1).
+  """
+  # The pair kernel maps (M_i [B, C], M_j [B, C]) -> [B]; `pairwise` lifts it to [N, N, B].
+  c = pairwise(lambda a, b: jnp.exp(-jnp.sum(jnp.abs(a - b), axis=-1)))(m, m)
+  if exclude_self:
+    c = _drop_self(c)
+  return jnp.sum(c, axis=1)
+
+
+MBD_UNROLL_MAX_DIM = 32
+
+
+def minibatch_features(m: jax.Array, exclude_self: bool = False) -> jax.Array:
+  """Minibatch-discrimination features, fast form, equal to `minibatch_features_vmap`.
+
+  Args:
+    m: [N, B, C], M_i = f(x_i) T reshaped to B kernels of dimension C.
+    exclude_self: drop the j = i term (see the note above; the paper keeps it).
+  Returns:
+    o [N, B], o_ib = sum_j exp(-|M_i,b - M_j,b|_1).
+  """
+  n, _, dim = m.shape
+  # Kernels first: the [B, N, N] distance block keeps the pair axes contiguous.
+  mt = jnp.transpose(m, (2, 1, 0))                                   # [C, B, N]
+  if dim <= MBD_UNROLL_MAX_DIM:
+    # Accumulating |.| one kernel dimension at a time never materialises [B, N, N, C]:
+    # 1.5-3x faster than the broadcast below (fwd + bwd, 2-core CPU, N 64-128, B 100,
+    # C 5) and ~4x faster than the vmap form. C is a few units in practice; past
+    # MBD_UNROLL_MAX_DIM the unrolled trace would grow, so broadcast instead.
+    dist = sum(jnp.abs(mt[c][:, :, None] - mt[c][:, None, :]) for c in range(dim))
+  else:
+    dist = jnp.sum(jnp.abs(mt[:, :, :, None] - mt[:, :, None, :]), axis=0)
+  c = jnp.exp(-dist)                                                 # [B, N, N]
+  if exclude_self:
+    # Masked, not "- 1": see _drop_self.
+    c = jnp.where(jnp.eye(n, dtype=bool)[None], jnp.zeros((), c.dtype), c)
+  return jnp.sum(c, axis=-1).T

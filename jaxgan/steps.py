@@ -179,8 +179,8 @@ def gan_step(state: GANState, batch: dict, key: jax.Array, *, models: Models,
       loss = losses.DISC_LOSSES[spec.d_loss](ro['logit'], fo['logit'], spec.real_target)
       aux = {'d_adv': loss}
       if cond:  # D maximises L_S + L_C: the class of real and of fake images
-        l_c = (losses.class_loss(ro['class_logits'], _class_targets(batch['labels'][j], spec, True))
-               + losses.class_loss(fo['class_logits'], _class_targets(fake_y, spec, False)))
+        l_c = (losses.acgan_class_loss(ro['class_logits'], _class_targets(batch['labels'][j], spec, True))
+               + losses.acgan_class_loss(fo['class_logits'], _class_targets(fake_y, spec, False)))
         loss, aux['d_class'] = loss + l_c, l_c
       if spec.gp_weight:
         def critic(x):  # per example: the critic must not couple examples (LayerNorm, no BN)
@@ -227,7 +227,7 @@ def gan_step(state: GANState, batch: dict, key: jax.Array, *, models: Models,
         fm = losses.feature_matching(ro['features'], fo['features'])
         loss, aux['feature_matching'] = loss + spec.feature_matching * fm, fm
       if cond:  # G maximises L_C - L_S: its images should be classified as their labels
-        l_c = losses.class_loss(fo['class_logits'], jax.nn.one_hot(fake_y, spec.num_classes))
+        l_c = losses.acgan_class_loss(fo['class_logits'], jax.nn.one_hot(fake_y, spec.num_classes))
         loss, aux['g_class'] = loss + l_c, l_c
       return loss, (stats, aux)
 

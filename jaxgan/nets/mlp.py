@@ -1,6 +1,7 @@
 """Fully connected GANs: Goodfellow's maxout MNIST GAN (S1) and the 2-D toy GAN (S2)."""
 from __future__ import annotations
 
+import math
 from typing import Sequence
 
 import flax.linen as nn
@@ -30,7 +31,7 @@ class MLPGenerator(nn.Module):
     x = z
     for width in self.hidden:
       x = nn.relu(nn.Dense(width)(x))
-    x = nn.Dense(int(jnp.prod(jnp.array(self.out_shape))))(x)
+    x = nn.Dense(math.prod(self.out_shape))(x)
     return jnp.tanh(x).reshape((z.shape[0],) + tuple(self.out_shape))
 
 
