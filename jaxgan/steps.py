@@ -45,14 +45,31 @@ def latent(key: jax.Array, n: int, dim: int, dist: str = 'normal') -> jax.Array:
   return jax.random.uniform(key, (n, dim), minval=-1.0, maxval=1.0)
 
 
+def uses_vbn(gen: nn.Module) -> bool:
+  """Whether G normalises with virtual batch norm (needs a reference batch)."""
+  return getattr(gen, 'norm', 'batch') == 'virtual'
+
+
 def generate(gen: nn.Module, params: Any, batch_stats: Any, z: jax.Array,
-             train: bool = True) -> tuple[jax.Array, Any]:
-  """G(z) -> (images, new batch_stats). train=True normalises with batch statistics."""
+             train: bool = True, z_ref: jax.Array | None = None) -> tuple[jax.Array, Any]:
+  """G(z) -> (images, new batch_stats). train=True normalises with batch statistics.
+
+  A G with virtual batch norm is run twice (tricks.apply_with_reference): on the fixed
+  reference noise z_ref, whose statistics it stores, then on z.
+  """
+  variables = {'params': params, 'batch_stats': batch_stats}
+  if uses_vbn(gen):
+    from jaxgan.nets import tricks  # pylint: disable=g-import-not-at-top
+    return tricks.apply_with_reference(gen, {'params': params}, z_ref, z, train=train), batch_stats
   if not train:
-    return gen.apply({'params': params, 'batch_stats': batch_stats}, z, train=False), batch_stats
-  out, upd = gen.apply({'params': params, 'batch_stats': batch_stats}, z, train=True,
-                       mutable=['batch_stats'])
+    return gen.apply(variables, z, train=False), batch_stats
+  out, upd = gen.apply(variables, z, train=True, mutable=['batch_stats'])
   return out, upd.get('batch_stats', batch_stats)
+
+
+def vbn_reference(key: jax.Array, n: int, latent_dim: int, dist: str) -> jax.Array:
+  """The reference noise of virtual batch norm, fixed for the whole run (one key per run)."""
+  return latent(jax.random.fold_in(key, 2**31 - 1), n, latent_dim, dist)
 
 
 def jit_step(step_fn, **static) -> Any:
@@ -61,11 +78,15 @@ def jit_step(step_fn, **static) -> Any:
 
 
 def sample(models: Models, state: GANState, inputs: tuple[jax.Array, ...],
-           bn: str = 'batch') -> jax.Array:
+           bn: str = 'batch', z_ref: jax.Array | None = None) -> jax.Array:
   """G(z) or G(z, y) in [-1, 1]; bn='batch' normalises with the batch's statistics,
-  'running' with the running averages."""
-  out, _ = (generate_cond if len(inputs) == 2 else generate)(
-      models.gen, state.gen.params, state.gen.batch_stats, *inputs, train=(bn == 'batch'))
+  'running' with the running averages; z_ref is virtual batch norm's reference noise."""
+  if len(inputs) == 2:
+    out, _ = generate_cond(models.gen, state.gen.params, state.gen.batch_stats, *inputs,
+                           train=(bn == 'batch'))
+  else:
+    out, _ = generate(models.gen, state.gen.params, state.gen.batch_stats, inputs[0],
+                      train=(bn == 'batch'), z_ref=z_ref)
   return out
 
 
@@ -156,6 +177,10 @@ def gan_step(state: GANState, batch: dict, key: jax.Array, *, models: Models,
   k_d, k_g = jax.random.split(jax.random.fold_in(key, state.step))
   cond = spec.num_classes > 0
 
+  # Virtual batch norm's reference batch: one noise batch fixed for the run (the key
+  # is the run's, not the step's).
+  z_ref = vbn_reference(key, n, spec.latent_dim, spec.noise) if uses_vbn(gen) else None
+
   def make_fake(params, batch_stats, k):
     k_z, k_y = jax.random.split(k)
     z = latent(k_z, n, spec.latent_dim, spec.noise)
@@ -163,7 +188,7 @@ def gan_step(state: GANState, batch: dict, key: jax.Array, *, models: Models,
       y = jax.random.randint(k_y, (n,), 0, spec.num_classes)
       out, stats = generate_cond(gen, params, batch_stats, z, y)
       return out, stats, y
-    out, stats = generate(gen, params, batch_stats, z)
+    out, stats = generate(gen, params, batch_stats, z, z_ref=z_ref)
     return out, stats, None
 
   def d_update(disc_state, j):

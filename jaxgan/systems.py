@@ -129,8 +129,20 @@ def validate(config: Any) -> None:
   if config.model.get('minibatch_kernels', 0) and t.disc_batches != 'separate':
     raise UserError("minibatch discrimination compares a batch's examples with each other: "
                     "set --config.train.disc_batches=separate")
+  _choice('model.gen_norm', config.model.get('gen_norm', 'batch'), ('batch', 'virtual'))
   if t.class_smoothing and not is_conditional(config):
     raise UserError('train.class_smoothing smooths class labels: it needs a conditional model (num_classes > 0)')
+
+
+def make_sampler(config: Any, models: steps.Models) -> Callable:
+  """jit-compiled (state, eval_inputs) -> G's outputs in [-1, 1], with G normalised as
+  config.sample.bn says (and virtual batch norm given the run's reference batch)."""
+  z_ref = None
+  if steps.uses_vbn(models.gen):
+    z_ref = steps.vbn_reference(train_key(config), config.data.batch_size,
+                                config.model.latent_dim, config.model.get('noise', 'normal'))
+  return jax.jit(lambda state, inputs: steps.sample(models, state, inputs, bn=config.sample.bn,
+                                                    z_ref=z_ref))
 
 
 def make_step(config: Any, models: steps.Models) -> Callable:

@@ -1,7 +1,6 @@
 """The host loop: data, compiled step, logging, sample grids and checkpoints."""
 from __future__ import annotations
 
-import functools
 import math
 import pathlib
 import sys
@@ -110,7 +109,7 @@ def train(config: Any, workdir: str) -> dict:
   step_fn = systems.make_step(config, models)
   key = systems.train_key(config)
   eval_inputs = systems.eval_inputs(config, _sample_count(config))
-  sample_fn = jax.jit(functools.partial(steps.sample, models, bn=config.sample.bn))
+  sample_fn = systems.make_sampler(config, models)
   batch_size = config.data.batch_size
   logging.info('training %s on %s (%d examples, %d steps/epoch) from step %d to %d in %s',
                config.system, config.data.name, len(ds), spe, start, total, workdir)
@@ -168,7 +167,7 @@ def sample(config: Any, workdir: str) -> pathlib.Path:
   state = ckpt.restore(systems.create_state(config, models, ds.image_shape))
   ckpt.close()
   inputs = systems.eval_inputs(config, _sample_count(config))
-  out = np.asarray(jax.jit(functools.partial(steps.sample, models, bn=config.sample.bn))(state, inputs))
+  out = np.asarray(systems.make_sampler(config, models)(state, inputs))
   arrays = {'step': int(state.step)}
   if config.data.name in pipeline.TOY_DATASETS:
     arrays['points'] = out

@@ -128,7 +128,8 @@ def save_png(path: pathlib.Path, array: np.ndarray) -> None:
 
 
 def plot_loss_curves(records: Iterable[dict], path: pathlib.Path,
-                     keys: tuple[str, ...] = ('d_loss', 'g_loss', 'g_bce', 'mmd2')) -> bool:
+                     keys: tuple[str, ...] = ('d_loss', 'g_loss', 'g_adv', 'mmd2', 'gp', 'd_class',
+                                               'g_class', 'feature_matching')) -> bool:
   """Plots the given metrics against step into a PNG; False if nothing to plot."""
   records = [r for r in records if 'step' in r and any(k in r for k in keys)]
   if not records:

@@ -163,3 +163,20 @@ def test_pipeline_batches_follow_the_schedule(data_dir):
   # Step 3's D batches are data batches 15..19 of the (seed, epoch) order.
   from jaxgan.data import batch_indices  # pylint: disable=g-import-not-at-top
   np.testing.assert_array_equal(b['images'][2], ds.images[batch_indices(0, 17, 400, 8)])
+
+
+def test_virtual_batch_norm_makes_each_sample_independent_of_its_batch():
+  """With VBN (S9) G normalises every example with the fixed reference batch plus
+  itself, so an example's image does not depend on the rest of its batch; with
+  BatchNorm in training mode it does."""
+  for norm, independent in (('virtual', True), ('batch', False)):
+    config = load_config_file(REPO / 'configs' / 'dcgan.py')
+    config.model.update(ngf=4, ndf=4, gen_norm=norm)
+    config.data.batch_size = 4
+    models = systems.build_models(config, (64, 64, 3))
+    state = systems.create_state(config, models, (64, 64, 3))
+    sampler = systems.make_sampler(config, models)
+    z = systems.eval_noise(config, 8)
+    a = sampler(state, (z[:4],))
+    b = sampler(state, (jnp.concatenate([z[:1], z[4:7]]),))
+    assert np.allclose(a[0], b[0], atol=1e-5) == independent, norm

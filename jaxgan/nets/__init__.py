@@ -33,7 +33,8 @@ def _dcgan(m, shape, num_classes, dtype):
   _need(shape, lambda s: len(s) == 3 and s[0] == s[1] and s[0] % 16 == 0,
         'square images with a side divisible by 16 (e.g. 64)', 'dcgan')
   return (dcgan.DCGANGenerator(image_size=shape[0], channels=shape[2], ngf=m.ngf,
-                               kernel_size=m.kernel_size, upconv_impl=m.upconv_impl, dtype=dtype),
+                               kernel_size=m.kernel_size, upconv_impl=m.upconv_impl,
+                               norm=m.get('gen_norm', 'batch'), dtype=dtype),
           dcgan.DCGANDiscriminator(ndf=m.ndf, kernel_size=m.kernel_size, norm=m.disc_norm,
                                    dtype=dtype))
 

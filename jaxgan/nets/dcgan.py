@@ -20,7 +20,7 @@ import flax.linen as nn
 import jax
 import jax.numpy as jnp
 
-from jaxgan.nets import layers
+from jaxgan.nets import layers, tricks
 from jaxgan.nets.dcgan28 import batch_norm
 
 
@@ -34,13 +34,25 @@ def normalization(kind: str, train: bool, num_groups: int, dtype: Any = None):
   return lambda x: x
 
 
+def gen_norm(kind: str, train: bool, dtype: Any = None):
+  """G's normalisation: 'batch' (BatchNorm) or 'virtual' (virtual batch norm, S9)."""
+  if kind == 'virtual':
+    return tricks.VirtualBatchNorm(scale_init=layers.bn_scale_init(), dtype=dtype)
+  return batch_norm(train, dtype)
+
+
 class DCGANGenerator(nn.Module):
-  """z [N, latent] -> images [N, image_size, image_size, channels] in [-1, 1]."""
+  """z [N, latent] -> images [N, image_size, image_size, channels] in [-1, 1].
+
+  norm='virtual' replaces BatchNorm by virtual batch normalisation; the step then runs
+  G with a fixed reference batch (steps.generate).
+  """
   image_size: int = 64
   channels: int = 3
   ngf: int = 64
   kernel_size: int = 4
   upconv_impl: str = 'subpixel'
+  norm: str = 'batch'
   dtype: Any = None
 
   @nn.compact
@@ -48,11 +60,11 @@ class DCGANGenerator(nn.Module):
     init = layers.dcgan_init()
     s = self.image_size // 16
     x = nn.Dense(s * s * 8 * self.ngf, use_bias=False, kernel_init=init, dtype=self.dtype)(z)
-    x = nn.relu(batch_norm(train, self.dtype)(x)).reshape(z.shape[0], s, s, 8 * self.ngf)
+    x = nn.relu(gen_norm(self.norm, train, self.dtype)(x)).reshape(z.shape[0], s, s, 8 * self.ngf)
     for mult in (4, 2, 1):
       x = layers.UpConv(mult * self.ngf, self.kernel_size, 2, use_bias=False,
                         impl=self.upconv_impl, kernel_init=init, dtype=self.dtype)(x)
-      x = nn.relu(batch_norm(train, self.dtype)(x))
+      x = nn.relu(gen_norm(self.norm, train, self.dtype)(x))
     x = layers.UpConv(self.channels, self.kernel_size, 2, use_bias=False, impl=self.upconv_impl,
                       kernel_init=init, dtype=self.dtype)(x)
     return jnp.tanh(x.astype(jnp.float32))
