@@ -208,9 +208,9 @@ def gan_step(state: GANState, batch: dict, key: jax.Array, *, models: Models,
                + losses.acgan_class_loss(fo['class_logits'], _class_targets(fake_y, spec, False)))
         loss, aux['d_class'] = loss + l_c, l_c
       if spec.gp_weight:
-        def critic(x):  # per example: the critic must not couple examples (LayerNorm, no BN)
+        def critic(x):  # x [n, ...] -> [n]; must not couple examples (LayerNorm, no BN)
           return disc.apply({'params': params, 'batch_stats': disc_state.batch_stats},
-                            x[None], train=True, rngs={'dropout': k_drop})[0][0]
+                            x, train=True, rngs={'dropout': k_drop})[0]
         gp = penalties.gradient_penalty(critic, real, fake, k_gp)
         loss, aux['gp'] = loss + spec.gp_weight * gp, gp
       # Mean D(x) and D(G(z)) as probabilities for BCE, raw critic values for Wasserstein.

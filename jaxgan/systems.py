@@ -123,6 +123,7 @@ def validate(config: Any) -> None:
     raise UserError(f'train.num_steps must be >= 1, got {t.num_steps}')
   if config.optim.learning_rate <= 0:
     raise UserError(f'optim.learning_rate must be > 0, got {config.optim.learning_rate}')
+  _choice('model.disc_norm', config.model.get('disc_norm', 'batch'), ('batch', 'layer', 'none'))
   if t.gp_weight and config.model.get('disc_norm', 'none') == 'batch':
     raise UserError('train.gp_weight needs a per-example critic: set --config.model.disc_norm=layer '
                     '(BatchNorm couples the examples the penalty differentiates one by one)')

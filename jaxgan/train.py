@@ -185,6 +185,11 @@ def sample(config: Any, workdir: str) -> pathlib.Path:
 
 def run(config: Any, workdir: str, mode: str = 'train') -> Any:
   """Entry point of main.py."""
+  if config.get('system') == 'classifier':  # the feature network of the metrics
+    if mode != 'train':
+      raise UserError('a classifier config only trains: drop --mode')
+    from jaxgan.metrics.classifier import train_classifier  # pylint: disable=g-import-not-at-top
+    return train_classifier(config, workdir)
   if mode == 'train':
     return train(config, workdir)
   if mode == 'sample':

@@ -51,8 +51,8 @@ def _check_run(w, proc, steps=20):
 @pytest.mark.parametrize('name', sorted(SMALL))
 def test_every_config_runs_20_steps(tmp_path, name, data_dir):
   w = tmp_path / name
-  proc = run_main(w, f'--config={REPO / "configs" / (name + ".py")}', *SMALL[name],
-                  '--config.train.num_steps=20', '--config.log_every_steps=10', data_dir=data_dir)
+  proc = run_main(w, *SMALL[name], '--config.train.num_steps=20', '--config.log_every_steps=10',
+                  config=name, data_dir=data_dir)
   records = _check_run(w, proc)
   if name == 'toy2d':
     assert 'modes_covered' in records[-1] and 0 <= records[-1]['high_quality'] <= 1
@@ -72,10 +72,10 @@ def test_dcgan_on_an_image_folder_the_test_makes(tmp_path):
     Image.fromarray(rng.integers(0, 255, size + (3,), dtype=np.uint8)).save(
         folder / f'{i}.{"png" if i % 2 else "jpg"}')
   w = tmp_path / 'run'
-  proc = run_main(w, f'--config={REPO / "configs" / "dcgan.py"}', '--config.data.name=image_folder',
+  proc = run_main(w, '--config.data.name=image_folder',
                   f'--config.data.dir={folder}', '--config.model.ngf=8', '--config.model.ndf=8',
                   '--config.data.batch_size=8', '--config.sample.num=16',
-                  '--config.train.num_steps=20', '--config.log_every_steps=10')
+                  '--config.train.num_steps=20', '--config.log_every_steps=10', config='dcgan')
   _check_run(w, proc)
 
 
@@ -89,11 +89,11 @@ def test_vtgan_on_cifar10_batches_the_test_writes(tmp_path):
       pickle.dump({b'data': rng.integers(0, 256, (20, 3072), dtype=np.uint8),
                    b'labels': list(rng.integers(0, 10, 20))}, fh)
   w = tmp_path / 'run'
-  proc = run_main(w, f'--config={REPO / "configs" / "vtgan.py"}', '--config.data.name=cifar10',
+  proc = run_main(w, '--config.data.name=cifar10',
                   '--config.data.pad_to=0', '--config.model.gen_width=32',
                   '--config.model.disc_width_mult=0.125', '--config.data.batch_size=16',
                   '--config.sample.num=20', '--config.train.num_steps=20',
-                  '--config.log_every_steps=10', data_dir=tmp_path / 'data')
+                  '--config.log_every_steps=10', config='vtgan', data_dir=tmp_path / 'data')
   _check_run(w, proc)
 
 
@@ -180,3 +180,16 @@ def test_virtual_batch_norm_makes_each_sample_independent_of_its_batch():
     a = sampler(state, (z[:4],))
     b = sampler(state, (jnp.concatenate([z[:1], z[4:7]]),))
     assert np.allclose(a[0], b[0], atol=1e-5) == independent, norm
+
+
+def test_wgan_gp_critic_is_per_example():
+  """The gradient penalty differentiates the critic one example at a time, which is only
+  the critic's gradient if an example's score does not depend on its batch (LayerNorm)."""
+  config = _tiny('wgan_gp')
+  models = systems.build_models(config, (28, 28, 1))
+  state = systems.create_state(config, models, (28, 28, 1))
+  x = jnp.asarray(np.random.default_rng(0).uniform(-1, 1, (6, 28, 28, 1)), jnp.float32)
+  v = {'params': state.disc.params, 'batch_stats': state.disc.batch_stats}
+  apply = jax.jit(lambda x: models.disc.apply(v, x, train=True, mutable=['batch_stats'])[0][0])
+  np.testing.assert_allclose(apply(x)[:1], apply(x[:1]), rtol=1e-5, atol=1e-6)
+  assert 'LayerNorm_0' in state.disc.params and 'BatchNorm_0' not in state.disc.params

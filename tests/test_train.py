@@ -16,15 +16,14 @@ from jaxgan.checkpoint import Checkpointer
 from jaxgan.errors import UserError
 from tests.conftest import REPO, tiny_config, tiny_flags
 
-MAIN = [sys.executable, str(REPO / 'main.py'), f'--config={REPO / "configs" / "mmd_dcgan.py"}']
-
-
-def run_main(workdir, *flags, data_dir=None, env=None):
+def run_main(workdir, *flags, config='mmd_dcgan', data_dir=None, env=None):
+  """python main.py --config=configs/<config>.py --workdir=<workdir> <flags>."""
   e = dict(os.environ, **(env or {}))
   if data_dir is not None:
     e['JAXGAN_DATA_DIR'] = str(data_dir)
-  return subprocess.run(MAIN + [f'--workdir={workdir}', *flags], capture_output=True, text=True,
-                        env=e, timeout=600, cwd=REPO)
+  cmd = [sys.executable, str(REPO / 'main.py'), f'--config={REPO / "configs" / f"{config}.py"}',
+         f'--workdir={workdir}', *flags]
+  return subprocess.run(cmd, capture_output=True, text=True, env=e, timeout=600, cwd=REPO)
 
 
 def assert_one_line_error(proc, *needles):

@@ -26,7 +26,8 @@ def _dcgan28(m, shape, num_classes, dtype):
   _need(shape, lambda s: len(s) == 3 and s[:2] == (28, 28), '28x28 images', 'dcgan28')
   return (Generator28(channels=shape[2], base_width=m.gen_width, upconv_impl=m.upconv_impl,
                       dtype=dtype),
-          Discriminator28(feature_dim=m.feature_dim, width=m.disc_width, dtype=dtype))
+          Discriminator28(feature_dim=m.feature_dim, width=m.disc_width,
+                          norm=m.get('disc_norm', 'batch'), dtype=dtype))
 
 
 def _dcgan(m, shape, num_classes, dtype):

@@ -67,8 +67,8 @@ class AuxClassifierDiscriminator(nn.Module):
   def __call__(self, x: jax.Array, train: bool = True, num_groups: int = 1):
     init = layers.dcgan_init()
     for kernel, stride, filters, use_bn in DISC_TABLE:
-      x = nn.Conv(max(1, int(filters * self.width_mult)), (kernel, kernel), (stride, stride),
-                  padding='SAME', use_bias=not use_bn, kernel_init=init, dtype=self.dtype)(x)
+      x = layers.Conv(max(1, int(filters * self.width_mult)), kernel, stride, padding='SAME',
+                      use_bias=not use_bn, kernel_init=init, dtype=self.dtype)(x)
       if use_bn:
         x = batch_norm(train, self.dtype, num_groups)(x)
       x = nn.leaky_relu(x, 0.2)

@@ -21,17 +21,7 @@ import jax
 import jax.numpy as jnp
 
 from jaxgan.nets import layers, tricks
-from jaxgan.nets.dcgan28 import batch_norm
-
-
-def normalization(kind: str, train: bool, num_groups: int, dtype: Any = None):
-  """'batch' (grouped BatchNorm), 'layer' (per example: WGAN-GP's critic) or 'none'."""
-  if kind == 'batch':
-    return batch_norm(train, dtype, num_groups)
-  if kind == 'layer':
-    # Over (H, W, C) of each example, as in Gulrajani et al.'s critic.
-    return nn.LayerNorm(epsilon=1e-5, reduction_axes=(-3, -2, -1), feature_axes=-1, dtype=dtype)
-  return lambda x: x
+from jaxgan.nets.dcgan28 import batch_norm, normalization
 
 
 def gen_norm(kind: str, train: bool, dtype: Any = None):
@@ -81,12 +71,12 @@ class DCGANDiscriminator(nn.Module):
   def __call__(self, x: jax.Array, train: bool = True, num_groups: int = 1):
     init = layers.dcgan_init()
     k = (self.kernel_size, self.kernel_size)
-    x = nn.Conv(self.ndf, k, (2, 2), padding='SAME', use_bias=False, kernel_init=init,
-                dtype=self.dtype)(x)
+    x = layers.Conv(self.ndf, k, 2, padding='SAME', use_bias=False, kernel_init=init,
+                    dtype=self.dtype)(x)
     x = nn.leaky_relu(x, 0.2)
     for mult in (2, 4, 8):
-      x = nn.Conv(mult * self.ndf, k, (2, 2), padding='SAME', use_bias=False, kernel_init=init,
-                  dtype=self.dtype)(x)
+      x = layers.Conv(mult * self.ndf, k, 2, padding='SAME', use_bias=False, kernel_init=init,
+                      dtype=self.dtype)(x)
       x = nn.leaky_relu(normalization(self.norm, train, num_groups, self.dtype)(x), 0.2)
     feats = x.reshape(x.shape[0], -1)
     logit = nn.Dense(1, use_bias=False, kernel_init=init, dtype=self.dtype)(feats)

@@ -8,6 +8,10 @@
 
 Weights N(0, 0.02), BatchNorm scale N(1, 0.02) (DCGAN). BatchNorm uses PyTorch's
 epsilon 1e-5 and momentum 0.1 (flax momentum 0.9), as in bench/torch_reference.py.
+
+`conv_impl` ('auto' | 'xla' | 'matmul', see layers.conv2d) picks how every convolution
+runs; 'auto' is im2col + matmul on CPU, where XLA's convolution gradients are slow. It
+changes neither the parameters nor the function.
 """
 from __future__ import annotations
 
@@ -26,11 +30,24 @@ def batch_norm(train: bool, dtype: Any = None, num_groups: int = 1) -> layers.Ba
                           num_groups=num_groups, scale_init=layers.bn_scale_init(), dtype=dtype)
 
 
+def normalization(kind: str, train: bool, num_groups: int = 1, dtype: Any = None):
+  """D's normalisation: 'batch' (grouped BatchNorm), 'layer' (over (H, W, C) of each
+  example: WGAN-GP's critic, Gulrajani et al.) or 'none'."""
+  if kind == 'batch':
+    return batch_norm(train, dtype, num_groups)
+  if kind == 'layer':
+    return nn.LayerNorm(epsilon=1e-5, reduction_axes=(-3, -2, -1), feature_axes=-1, dtype=dtype)
+  if kind == 'none':
+    return lambda x: x
+  raise ValueError(f"norm must be 'batch', 'layer' or 'none', got {kind!r}")
+
+
 class Generator28(nn.Module):
   """z [N, latent] -> images [N, 28, 28, channels] in [-1, 1]."""
   channels: int = 1
   base_width: int = 256
   upconv_impl: str = 'subpixel'
+  conv_impl: str = 'auto'
   dtype: Any = None
 
   @nn.compact
@@ -40,10 +57,10 @@ class Generator28(nn.Module):
     x = nn.relu(batch_norm(train, self.dtype)(x))
     x = x.reshape(x.shape[0], 7, 7, self.base_width)
     x = layers.UpConv(self.base_width // 2, 4, 2, use_bias=False, impl=self.upconv_impl,
-                      kernel_init=init, dtype=self.dtype)(x)
+                      conv_impl=self.conv_impl, kernel_init=init, dtype=self.dtype)(x)
     x = nn.relu(batch_norm(train, self.dtype)(x))
-    x = layers.UpConv(self.channels, 4, 2, impl=self.upconv_impl, kernel_init=init,
-                      dtype=self.dtype)(x)
+    x = layers.UpConv(self.channels, 4, 2, impl=self.upconv_impl, conv_impl=self.conv_impl,
+                      kernel_init=init, dtype=self.dtype)(x)
     return jnp.tanh(x.astype(jnp.float32))
 
 
@@ -54,17 +71,21 @@ class Discriminator28(nn.Module):
   """
   feature_dim: int = 20
   width: int = 64
+  norm: str = 'batch'
+  conv_impl: str = 'auto'
   dtype: Any = None
 
   @nn.compact
   def __call__(self, x: jax.Array, train: bool = True,
                num_groups: int = 1) -> tuple[jax.Array, jax.Array]:
     init = layers.dcgan_init()
-    x = nn.Conv(self.width, (4, 4), (2, 2), padding='SAME', kernel_init=init, dtype=self.dtype)(x)
+    # layers.Conv: nn.Conv's parameters (same names Conv_0, Conv_1), conv_impl's speed.
+    x = layers.Conv(self.width, 4, 2, padding='SAME', conv_impl=self.conv_impl,
+                    kernel_init=init, dtype=self.dtype)(x)
     x = nn.leaky_relu(x, 0.2)
-    x = nn.Conv(2 * self.width, (4, 4), (2, 2), padding='SAME', use_bias=False,
-                kernel_init=init, dtype=self.dtype)(x)
-    x = nn.leaky_relu(batch_norm(train, self.dtype, num_groups)(x), 0.2)
+    x = layers.Conv(2 * self.width, 4, 2, padding='SAME', use_bias=False,
+                    conv_impl=self.conv_impl, kernel_init=init, dtype=self.dtype)(x)
+    x = nn.leaky_relu(normalization(self.norm, train, num_groups, self.dtype)(x), 0.2)
     x = x.reshape(x.shape[0], -1)
     feats = nn.leaky_relu(nn.Dense(self.feature_dim, kernel_init=init, dtype=self.dtype)(x), 0.2)
     logit = nn.Dense(1, kernel_init=init, dtype=self.dtype)(feats)

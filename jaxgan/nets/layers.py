@@ -1,5 +1,19 @@
 """Layers shared by the generators and discriminators.
 
+Convolutions (`conv2d`, `Conv`, `UpConv`) have two implementations, picked by
+`conv_impl`:
+
+  'xla'     lax.conv_general_dilated, XLA's own convolution.
+  'matmul'  im2col + one matrix multiply (the patches of every output pixel are
+            gathered into a row, rows @ kernel.reshape(K*K*C_in, C_out)).
+  'auto'    'matmul' on the CPU backend, 'xla' elsewhere (resolved at trace time).
+
+Why 'matmul' on CPU: XLA:CPU computes the *weight gradient* of some convolutions
+pathologically slowly (the 2x2 stride-1 convolution inside the MNIST generator's
+UpConv, x [100, 7, 7, 256] -> 512 channels: forward 37 ms, weight gradient 10.4 s),
+while a matrix multiply and its two gradients (two more matrix multiplies) run at the
+CPU's matmul speed. docs/performance.md has the measurements.
+
 `UpConv` is a strided transposed convolution with 'SAME' padding (output = stride *
 input), computed as a *sub-pixel* convolution: one stride-1 convolution to
 stride^2 * features channels, then a per-phase crop and depth-to-space. It holds the
@@ -25,12 +39,144 @@ convolution does the same multiply-adds as the transposed one, with no zero taps
 from __future__ import annotations
 
 import functools
-from typing import Any, Callable, Sequence
+from typing import Any, Callable, Sequence, Union
 
 import flax.linen as nn
 import jax
 import jax.numpy as jnp
 import numpy as np
+
+CONV_IMPLS = ('auto', 'xla', 'matmul')
+Padding = Union[str, int, Sequence[Union[int, tuple[int, int]]]]
+
+
+def resolve_conv_impl(impl: str) -> str:
+  """'auto' -> 'matmul' on the CPU backend, 'xla' on accelerators; others unchanged."""
+  if impl not in CONV_IMPLS:
+    raise ValueError(f'conv_impl must be one of {CONV_IMPLS}, got {impl!r}')
+  if impl == 'auto':
+    return 'matmul' if jax.default_backend() == 'cpu' else 'xla'
+  return impl
+
+
+def _pair(v: Union[int, Sequence[int]]) -> tuple[int, int]:
+  return (v, v) if isinstance(v, int) else (int(v[0]), int(v[1]))
+
+
+def conv_padding(padding: Padding, in_hw: Sequence[int], kernel_hw: Sequence[int],
+                 strides: Sequence[int]) -> tuple[tuple[int, int], tuple[int, int]]:
+  """Explicit ((top, bottom), (left, right)) padding, as lax / flax.linen.Conv define it.
+
+  'SAME': output = ceil(input / stride), total padding max((out-1)*s + k - in, 0) split
+  with the smaller half first; 'VALID': none; an int or a pair per dim: explicit.
+  """
+  if isinstance(padding, str):
+    if padding.upper() == 'VALID':
+      return ((0, 0), (0, 0))
+    if padding.upper() != 'SAME':
+      raise ValueError(f"padding must be 'SAME', 'VALID' or explicit, got {padding!r}")
+    pads = []
+    for n, k, s in zip(in_hw, kernel_hw, strides):
+      total = max((-(-n // s) - 1) * s + k - n, 0)
+      pads.append((total // 2, total - total // 2))
+    return tuple(pads)
+  if isinstance(padding, int):
+    return ((padding, padding), (padding, padding))
+  pads = tuple((p, p) if isinstance(p, int) else (int(p[0]), int(p[1])) for p in padding)
+  if len(pads) != 2:
+    raise ValueError(f'padding needs one entry per spatial dim (2), got {padding!r}')
+  return pads
+
+
+def im2col(x: jax.Array, kernel_hw: Sequence[int], strides: Sequence[int],
+           pads: Sequence[tuple[int, int]]) -> jax.Array:
+  """Patches: x [N, H, W, C] -> [N, Ho, Wo, kh * kw * C], channels ordered (i, j, c).
+
+  Row (n, oh, ow) holds x_padded[n, sh*oh + i, sw*ow + j, c] for every tap (i, j), the
+  order of kernel.reshape(kh * kw * C, C_out) for an HWIO kernel.
+  """
+  kh, kw = kernel_hw
+  sh, sw = strides
+  n, h, w, c = x.shape
+  ho = (h + pads[0][0] + pads[0][1] - kh) // sh + 1
+  wo = (w + pads[1][0] + pads[1][1] - kw) // sw + 1
+  # Pad (or crop) the far side so the padded size is exactly s * (o + ceil(k/s) - 1):
+  # then x reshapes to [N, rows, s, cols, s, C] and tap i = s*q + r of output oh is
+  # element [oh + q, r] -- every tap becomes a *contiguous* slice, no strided reads
+  # (strided slices concatenated along channels ran ~1.5-2x slower in XLA:CPU).
+  qh, qw = -(-kh // sh), -(-kw // sw)
+  hp, wp = sh * (ho + qh - 1), sw * (wo + qw - 1)
+  x = jax.lax.pad(x, jnp.zeros((), x.dtype),
+                  ((0, 0, 0), (pads[0][0], hp - h - pads[0][0], 0),
+                   (pads[1][0], wp - w - pads[1][0], 0), (0, 0, 0)))
+  if sh == 1 and sw == 1:
+    cols = [x[:, i:i + ho, j:j + wo, :] for i in range(kh) for j in range(kw)]
+    return jnp.concatenate(cols, axis=-1)
+  xr = x.reshape(n, hp // sh, sh, wp // sw, sw, c)
+  # [qh, qw, N, Ho, sh, Wo, sw, C]: block (q_i, q_j) of taps, all residues r at once.
+  blocks = jnp.stack([jnp.stack([xr[:, a:a + ho, :, b:b + wo, :, :] for b in range(qw)])
+                      for a in range(qh)])
+  cols = jnp.transpose(blocks, (2, 3, 5, 0, 4, 1, 6, 7))  # [N, Ho, Wo, qh, sh, qw, sw, C]
+  cols = cols.reshape(n, ho, wo, qh * sh, qw * sw, c)
+  if qh * sh != kh or qw * sw != kw:  # K not a multiple of s: drop the taps past K
+    cols = cols[:, :, :, :kh, :kw, :]
+  return cols.reshape(n, ho, wo, kh * kw * c)
+
+
+def conv2d(x: jax.Array, kernel: jax.Array, strides: Union[int, Sequence[int]] = 1,
+           padding: Padding = 'SAME', impl: str = 'auto', precision: Any = None) -> jax.Array:
+  """2-D convolution (cross-correlation), x [N, H, W, C_in], kernel [kh, kw, C_in, C_out].
+
+  Returns [N, Ho, Wo, C_out], equal to
+  `lax.conv_general_dilated(x, kernel, strides, padding, ('NHWC', 'HWIO', 'NHWC'))`
+  for impl 'xla' and 'matmul' alike (up to float rounding).
+  """
+  strides = _pair(strides)
+  kh, kw, c_in, c_out = kernel.shape
+  pads = conv_padding(padding, x.shape[1:3], (kh, kw), strides)
+  if resolve_conv_impl(impl) == 'xla':
+    return jax.lax.conv_general_dilated(x, kernel, strides, pads,
+                                        dimension_numbers=('NHWC', 'HWIO', 'NHWC'),
+                                        precision=precision)
+  if (kh, kw) == (1, 1) and strides == (1, 1) and pads == ((0, 0), (0, 0)):
+    cols = x
+  else:
+    cols = im2col(x, (kh, kw), strides, pads)
+  return jax.lax.dot_general(cols, kernel.reshape(kh * kw * c_in, c_out),
+                             (((3,), (0,)), ((), ())), precision=precision)
+
+
+class Conv(nn.Module):
+  """Drop-in for `nn.Conv(features, (k, k), (s, s), padding=...)` on NHWC images.
+
+  Same parameters ('kernel' [kh, kw, C_in, features], 'bias' [features]), the same
+  default initialisers, and the same function; the convolution runs through `conv2d`
+  with `conv_impl` (see the module docstring).
+  """
+  features: int
+  kernel_size: Union[int, Sequence[int]] = 3
+  strides: Union[int, Sequence[int]] = 1
+  padding: Padding = 'SAME'
+  use_bias: bool = True
+  conv_impl: str = 'auto'
+  kernel_init: Callable = nn.initializers.lecun_normal()
+  bias_init: Callable = nn.initializers.zeros_init()
+  dtype: Any = None
+  param_dtype: Any = jnp.float32
+  precision: Any = None
+
+  @nn.compact
+  def __call__(self, x: jax.Array) -> jax.Array:
+    kh, kw = _pair(self.kernel_size)
+    kernel = self.param('kernel', self.kernel_init, (kh, kw, x.shape[-1], self.features),
+                        self.param_dtype)
+    dtype = self.dtype or jnp.result_type(x.dtype, self.param_dtype)
+    y = conv2d(x.astype(dtype), kernel.astype(dtype), self.strides, self.padding,
+               self.conv_impl, self.precision)
+    if self.use_bias:
+      bias = self.param('bias', self.bias_init, (self.features,), self.param_dtype)
+      y = y + bias.astype(dtype)
+    return y
 
 
 @functools.lru_cache(maxsize=None)
@@ -73,20 +219,19 @@ def subpixel_kernel(kernel: jax.Array, stride: int) -> jax.Array:
 
 
 def subpixel_conv_transpose(x: jax.Array, kernel: jax.Array, stride: int,
-                            precision: Any = None) -> jax.Array:
+                            precision: Any = None, conv_impl: str = 'xla') -> jax.Array:
   """'SAME' strided transposed convolution, x [N, H, W, C_in] -> [N, sH, sW, C_out].
 
-  Equal to `lax.conv_transpose(x, kernel, (s, s), 'SAME')` (flax's ConvTranspose).
+  Equal to `lax.conv_transpose(x, kernel, (s, s), 'SAME')` (flax's ConvTranspose);
+  the inner stride-1 convolution runs through `conv2d(..., impl=conv_impl)`.
   """
   n, h, w, _ = x.shape
   c_out = kernel.shape[3]
   num_taps, d0, _ = _phase_taps(kernel.shape[0], stride)
   lo = max(0, -min(d0))
   hi = max(d + num_taps - 1 for d in d0)
-  u = jax.lax.conv_general_dilated(
-      x, subpixel_kernel(kernel, stride).astype(x.dtype), (1, 1),
-      ((lo, hi), (lo, hi)), dimension_numbers=('NHWC', 'HWIO', 'NHWC'),
-      precision=precision)
+  u = conv2d(x, subpixel_kernel(kernel, stride).astype(x.dtype), 1, ((lo, hi), (lo, hi)),
+             conv_impl, precision)
   u = u.reshape(n, u.shape[1], u.shape[2], stride, stride, c_out)
   rows = []
   for a in range(stride):
@@ -107,12 +252,15 @@ class UpConv(nn.Module):
     use_bias: add a bias.
     impl: 'subpixel' (default, see module docstring) or 'transpose' (lax.conv_transpose,
       kept for comparison and benchmarks).
+    conv_impl: how the sub-pixel form's stride-1 convolution runs: 'auto', 'xla' or
+      'matmul' (see `conv2d`); ignored by impl='transpose'.
   """
   features: int
   kernel_size: int = 4
   strides: int = 2
   use_bias: bool = True
   impl: str = 'subpixel'
+  conv_impl: str = 'auto'
   kernel_init: Callable = nn.initializers.lecun_normal()
   bias_init: Callable = nn.initializers.zeros_init()
   dtype: Any = None
@@ -126,7 +274,8 @@ class UpConv(nn.Module):
     dtype = self.dtype or x.dtype
     x = x.astype(dtype)
     if self.impl == 'subpixel':
-      y = subpixel_conv_transpose(x, kernel.astype(dtype), self.strides)
+      y = subpixel_conv_transpose(x, kernel.astype(dtype), self.strides,
+                                  conv_impl=self.conv_impl)
     elif self.impl == 'transpose':
       y = jax.lax.conv_transpose(x, kernel.astype(dtype), (self.strides, self.strides),
                                  'SAME', dimension_numbers=('NHWC', 'HWIO', 'NHWC'))
@@ -184,16 +333,18 @@ class BatchNorm(nn.Module):
   @nn.compact
   def __call__(self, x: jax.Array) -> jax.Array:
     c = x.shape[-1]
+    # Statistics in float32 even for bfloat16 activations (float64 stays float64).
+    f32 = jnp.promote_types(x.dtype, jnp.float32)
     ra_mean = self.variable('batch_stats', 'mean', lambda: jnp.zeros((c,), jnp.float32))
     ra_var = self.variable('batch_stats', 'var', lambda: jnp.ones((c,), jnp.float32))
     scale = self.param('scale', self.scale_init, (c,), jnp.float32)
     bias = self.param('bias', self.bias_init, (c,), jnp.float32)
     if self.use_running_average:
       mean, var = ra_mean.value, ra_var.value
-      xg = x.astype(jnp.float32)
+      xg = x.astype(f32)
     else:
       g = self.num_groups
-      xg = x.astype(jnp.float32).reshape((g, x.shape[0] // g) + x.shape[1:])
+      xg = x.astype(f32).reshape((g, x.shape[0] // g) + x.shape[1:])
       axes = tuple(range(1, xg.ndim - 1))
       mean = jnp.mean(xg, axis=axes, keepdims=True)
       # E[x^2] - E[x]^2 in float32, as flax does (one pass over x).

@@ -1,0 +1,202 @@
+"""jaxgan.nets.layers against flax's own layers, in float64 (values and gradients).
+
+Every fast formulation (sub-pixel UpConv, im2col + matmul Conv, grouped BatchNorm)
+must compute the same function as the flax layer it replaces, with the same
+parameters: compared here in float64 so that any real difference stands out from
+rounding (tolerance 1e-10).
+"""
+import flax.linen as nn
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pytest
+
+from jaxgan.nets import layers
+from jaxgan.nets.dcgan28 import Discriminator28, Generator28
+
+TOL = 1e-10
+
+
+def _rand(rng, *shape):
+  return jnp.asarray(rng.standard_normal(shape), jnp.float64)
+
+
+def _values_and_grads(modules, params, x, cotangent):
+  """[(y, d<y, cot>/dx, d<y, cot>/dparams) for each module], all in one jit (one
+  compilation per test case keeps the file fast)."""
+  @jax.jit
+  def run(params, x, cotangent):
+    out = []
+    for module in modules:
+      y, vjp = jax.vjp(lambda p, x, m=module: m.apply({'params': p}, x), params, x)
+      d_params, d_x = vjp(cotangent)
+      out.append((y, d_x, d_params))
+    return out
+  return run(params, x, cotangent)
+
+
+def _assert_close(a, b):
+  chex_a, chex_b = jax.tree.leaves(a), jax.tree.leaves(b)
+  assert len(chex_a) == len(chex_b)
+  for u, v in zip(chex_a, chex_b):
+    assert u.shape == v.shape
+    np.testing.assert_allclose(np.asarray(u), np.asarray(v), rtol=0, atol=TOL)
+
+
+def test_resolve_conv_impl():
+  assert layers.resolve_conv_impl('xla') == 'xla'
+  assert layers.resolve_conv_impl('matmul') == 'matmul'
+  expected = 'matmul' if jax.default_backend() == 'cpu' else 'xla'
+  assert layers.resolve_conv_impl('auto') == expected
+  with pytest.raises(ValueError, match='conv_impl'):
+    layers.resolve_conv_impl('fft')
+
+
+def test_same_params_as_flax():
+  """Conv / UpConv create nn.Conv's / nn.ConvTranspose's parameters: names, shapes,
+  and (same key) values."""
+  x = jnp.zeros((1, 6, 6, 3))
+  pairs = [(layers.Conv(5, 4, 2), nn.Conv(5, (4, 4), (2, 2))),
+           (layers.Conv(5, 3, 1, use_bias=False), nn.Conv(5, (3, 3), use_bias=False)),
+           (layers.UpConv(5, 4, 2), nn.ConvTranspose(5, (4, 4), (2, 2), padding='SAME'))]
+  inits = jax.jit(lambda: [(a.init(jax.random.key(0), x), b.init(jax.random.key(0), x))
+                           for a, b in pairs])()
+  for ours, ref in inits:
+    _assert_close(ours, ref)
+
+
+@pytest.mark.parametrize('kernel,stride', [(4, 2), (5, 2), (3, 2), (4, 1)])
+@pytest.mark.parametrize('size', [5, 6])
+def test_upconv_equals_flax_conv_transpose(kernel, stride, size):
+  """UpConv == nn.ConvTranspose(..., padding='SAME'): values, d/dx, d/dkernel, d/dbias,
+  for both UpConv impls and both conv_impls of the sub-pixel form."""
+  rng = np.random.default_rng(kernel * 100 + stride * 10 + size)
+  with jax.enable_x64(True):
+    x = _rand(rng, 2, size, size + 1, 3)   # H != W catches a swapped axis
+    params = {'kernel': _rand(rng, kernel, kernel, 3, 4), 'bias': _rand(rng, 4)}
+    out_shape = (2, stride * size, stride * (size + 1), 4)
+    cot = _rand(rng, *out_shape)
+    ref = nn.ConvTranspose(4, (kernel, kernel), (stride, stride), padding='SAME')
+    ours = [layers.UpConv(4, kernel, stride, impl=impl, conv_impl=conv_impl)
+            for impl, conv_impl in [('subpixel', 'xla'), ('subpixel', 'matmul'),
+                                    ('transpose', 'auto')]]
+    want, *got = _values_and_grads([ref] + ours, params, x, cot)
+    assert want[0].shape == out_shape
+    for g in got:
+      _assert_close(g, want)
+
+
+@pytest.mark.parametrize('kernel,stride,padding', [
+    (4, 2, 'SAME'), (5, 2, 'SAME'), (3, 1, 'SAME'), (4, 1, 'VALID'), (3, 2, ((0, 2), (1, 0)))])
+def test_conv_equals_flax_conv(kernel, stride, padding):
+  """Conv == nn.Conv: same params (names, shapes, init), values and both gradients."""
+  rng = np.random.default_rng(kernel * 10 + stride)
+  with jax.enable_x64(True):
+    x = _rand(rng, 3, 9, 10, 5)
+    params = {'kernel': _rand(rng, kernel, kernel, 5, 6), 'bias': _rand(rng, 6)}
+    ref = nn.Conv(6, (kernel, kernel), (stride, stride), padding=padding)
+    y_shape = jax.eval_shape(lambda: ref.apply({'params': params}, x)).shape
+    cot = _rand(rng, *y_shape)
+    ours = [layers.Conv(6, kernel, stride, padding=padding, conv_impl=c)
+            for c in ('xla', 'matmul')]
+    want, *got = _values_and_grads([ref] + ours, params, x, cot)
+    for g in got:
+      _assert_close(g, want)
+
+
+def test_conv2d_single_channel_input():
+  """The D's first layer: 1 input channel, im2col rows of kh*kw values."""
+  rng = np.random.default_rng(7)
+  with jax.enable_x64(True):
+    x, w = _rand(rng, 2, 28, 28, 1), _rand(rng, 4, 4, 1, 8)
+    want = jax.lax.conv_general_dilated(x, w, (2, 2), ((1, 1), (1, 1)),
+                                        dimension_numbers=('NHWC', 'HWIO', 'NHWC'))
+    _assert_close(layers.conv2d(x, w, 2, 'SAME', 'matmul'), want)
+
+
+def test_dcgan28_conv_impls_agree():
+  """Generator28 / Discriminator28 compute the same function with either conv_impl,
+  and D keeps nn.Conv's parameter names."""
+  rng = np.random.default_rng(3)
+  with jax.enable_x64(True):
+    z, x = _rand(rng, 4, 100), _rand(rng, 4, 28, 28, 1)
+    nets = {c: (Generator28(base_width=16, conv_impl=c),
+                Discriminator28(feature_dim=5, width=8, conv_impl=c)) for c in ('xla', 'matmul')}
+    gen, disc = nets['xla']
+    gv = jax.jit(lambda: gen.init(jax.random.key(0), z, train=False))()
+    dv = jax.jit(lambda: disc.init(jax.random.key(1), x, train=False))()
+    assert set(dv['params']) == {'Conv_0', 'Conv_1', 'BatchNorm_0', 'Dense_0', 'Dense_1'}
+    assert set(dv['params']['Conv_1']) == {'kernel'}   # no bias before BatchNorm
+    outs = jax.jit(lambda: {c: (g.apply(gv, z, train=False), d.apply(dv, x, train=False))
+                            for c, (g, d) in nets.items()})()
+    _assert_close(outs['xla'], outs['matmul'])
+
+
+def _bn_apply(bn, variables, x):
+  y, upd = bn.apply(variables, x, mutable=['batch_stats'])
+  return y, upd['batch_stats']
+
+
+def test_grouped_batchnorm_equals_separate_calls():
+  """num_groups=2 on concat([a, b]) normalises a and b with their own statistics; its
+  running statistics are the mean of the two separate calls' updates."""
+  rng = np.random.default_rng(4)
+  with jax.enable_x64(True):
+    a, b = _rand(rng, 5, 3, 4, 6), 3.0 + 2.0 * _rand(rng, 5, 3, 4, 6)
+    grouped = layers.BatchNorm(num_groups=2, momentum=0.9)
+    single = layers.BatchNorm(num_groups=1, momentum=0.9)
+    variables = {'params': {'scale': _rand(rng, 6), 'bias': _rand(rng, 6)},
+                 'batch_stats': {'mean': _rand(rng, 6), 'var': 1.0 + jnp.abs(_rand(rng, 6))}}
+    y, stats = _bn_apply(grouped, variables, jnp.concatenate([a, b]))
+    y_a, stats_a = _bn_apply(single, variables, a)
+    y_b, stats_b = _bn_apply(single, variables, b)
+    _assert_close(y, jnp.concatenate([y_a, y_b]))
+    _assert_close(stats, jax.tree.map(lambda u, v: (u + v) / 2, stats_a, stats_b))
+
+
+def test_batchnorm_matches_flax_and_tracks_unbiased_variance():
+  """num_groups=1 == nn.BatchNorm (same params) in the output and the running mean;
+  the running variance tracks the *unbiased* batch variance, as PyTorch does (flax
+  tracks the biased one)."""
+  rng = np.random.default_rng(5)
+  with jax.enable_x64(True):
+    x = 1.0 + _rand(rng, 4, 3, 5, 6)
+    momentum, eps = 0.9, 1e-5
+    ours = layers.BatchNorm(momentum=momentum, epsilon=eps)
+    ref = nn.BatchNorm(use_running_average=False, momentum=momentum, epsilon=eps,
+                       param_dtype=jnp.float64)
+    variables = {'params': {'scale': _rand(rng, 6), 'bias': _rand(rng, 6)},
+                 'batch_stats': {'mean': _rand(rng, 6), 'var': 1.0 + jnp.abs(_rand(rng, 6))}}
+    assert jax.tree.structure(ours.init(jax.random.key(0), x)) == \
+        jax.tree.structure(ref.init(jax.random.key(0), x))
+    y, stats = _bn_apply(ours, variables, x)
+    y_ref, stats_ref = _bn_apply(ref, variables, x)
+    _assert_close(y, y_ref)
+    _assert_close(stats['mean'], stats_ref['mean'])
+    n = x.size // x.shape[-1]
+    xs = np.asarray(x).reshape(-1, 6)
+    want_var = momentum * variables['batch_stats']['var'] + (1 - momentum) * xs.var(0, ddof=1)
+    _assert_close(stats['var'], want_var)
+    # ... which is flax's biased update with the batch variance scaled by n / (n - 1).
+    biased = (stats_ref['var'] - momentum * variables['batch_stats']['var']) / (1 - momentum)
+    _assert_close(stats['var'], momentum * variables['batch_stats']['var']
+                  + (1 - momentum) * biased * n / (n - 1))
+    # Evaluation mode normalises with the running statistics, as flax does.
+    ours_eval = layers.BatchNorm(use_running_average=True, epsilon=eps)
+    ref_eval = nn.BatchNorm(use_running_average=True, epsilon=eps, param_dtype=jnp.float64)
+    _assert_close(ours_eval.apply(variables, x), ref_eval.apply(variables, x))
+
+
+def test_space_to_depth_matches_loop():
+  rng = np.random.default_rng(6)
+  x = rng.standard_normal((2, 6, 4, 3)).astype(np.float32)
+  b = 2
+  want = np.zeros((2, 3, 2, b * b * 3), np.float32)
+  for n in range(2):
+    for i in range(3):
+      for j in range(2):
+        for di in range(b):
+          for dj in range(b):
+            for c in range(3):
+              want[n, i, j, (di * b + dj) * 3 + c] = x[n, b * i + di, b * j + dj, c]
+  np.testing.assert_array_equal(np.asarray(layers.space_to_depth(jnp.asarray(x), b)), want)
