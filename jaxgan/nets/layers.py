@@ -242,6 +242,44 @@ def subpixel_conv_transpose(x: jax.Array, kernel: jax.Array, stride: int,
   return y.reshape(n, h * stride, w * stride, c_out)
 
 
+def overlap_add_conv_transpose(x: jax.Array, kernel: jax.Array, stride: int,
+                               precision: Any = None) -> jax.Array:
+  """The same transposed convolution as `subpixel_conv_transpose`, in col2im form.
+
+  One matmul gives every input pixel's contribution through every kernel tap,
+  P = x [N*H*W, C_in] @ kernel [C_in, K*K*C_out]; output phase (a, b) then sums, for its
+  taps (_phase_taps), the slices of P shifted by the taps' input offsets. It does
+  exactly the transposed convolution's multiply-adds and materialises K*K*C_out values
+  per input pixel (the sub-pixel im2col: T*T*C_in per pixel, plus its zero taps), so it
+  is the cheaper matmul form when C_out is small (the last, 1- or 3-channel layer).
+  """
+  n, h, w, c_in = x.shape
+  k, c_out = kernel.shape[0], kernel.shape[3]
+  num_taps, d0, k_index = _phase_taps(k, stride)
+  wmat = jnp.transpose(kernel, (2, 0, 1, 3)).reshape(c_in, k * k * c_out)
+  p = jax.lax.dot_general(x, wmat.astype(x.dtype), (((3,), (0,)), ((), ())),
+                          precision=precision).reshape(n, h, w, k, k, c_out)
+  lo = max(0, -min(d0))
+  hi = max(0, max(d + num_taps - 1 for d in d0))
+  p = jnp.pad(p, ((0, 0), (lo, hi), (lo, hi), (0, 0), (0, 0), (0, 0)))
+  rows = []
+  for a in range(stride):
+    cols = []
+    for b in range(stride):
+      acc = None
+      for j, ky in enumerate(k_index[a]):
+        for l, kx in enumerate(k_index[b]):
+          if ky < 0 or kx < 0:  # a zero tap of a short phase
+            continue
+          oy, ox = lo + d0[a] + j, lo + d0[b] + l
+          term = p[:, oy:oy + h, ox:ox + w, ky, kx, :]
+          acc = term if acc is None else acc + term
+      cols.append(acc)
+    rows.append(jnp.stack(cols, axis=3))          # [N, H, W, s_x, C]
+  y = jnp.stack(rows, axis=2)                     # [N, H, s_y, W, s_x, C]
+  return y.reshape(n, h * stride, w * stride, c_out)
+
+
 class UpConv(nn.Module):
   """Drop-in for `nn.ConvTranspose(features, (k, k), (s, s), padding='SAME')`.
 
@@ -253,7 +291,9 @@ class UpConv(nn.Module):
     impl: 'subpixel' (default, see module docstring) or 'transpose' (lax.conv_transpose,
       kept for comparison and benchmarks).
     conv_impl: how the sub-pixel form's stride-1 convolution runs: 'auto', 'xla' or
-      'matmul' (see `conv2d`); ignored by impl='transpose'.
+      'matmul' (see `conv2d`); ignored by impl='transpose'. With 'matmul', a layer with
+      few output channels (K*K*features < T*T*C_in) uses the equal col2im form,
+      `overlap_add_conv_transpose`, instead.
   """
   features: int
   kernel_size: int = 4
@@ -274,8 +314,15 @@ class UpConv(nn.Module):
     dtype = self.dtype or x.dtype
     x = x.astype(dtype)
     if self.impl == 'subpixel':
-      y = subpixel_conv_transpose(x, kernel.astype(dtype), self.strides,
-                                  conv_impl=self.conv_impl)
+      num_taps = _phase_taps(k, self.strides)[0]
+      if (resolve_conv_impl(self.conv_impl) == 'matmul'
+          and k * k * self.features < num_taps * num_taps * x.shape[-1]):
+        # Few output channels: the col2im form materialises less than the sub-pixel
+        # im2col (the MNIST G's last layer: 16 vs 512 values per pixel).
+        y = overlap_add_conv_transpose(x, kernel.astype(dtype), self.strides)
+      else:
+        y = subpixel_conv_transpose(x, kernel.astype(dtype), self.strides,
+                                    conv_impl=self.conv_impl)
     elif self.impl == 'transpose':
       y = jax.lax.conv_transpose(x, kernel.astype(dtype), (self.strides, self.strides),
                                  'SAME', dimension_numbers=('NHWC', 'HWIO', 'NHWC'))
@@ -344,8 +391,15 @@ class BatchNorm(nn.Module):
       xg = x.astype(f32)
     else:
       g = self.num_groups
-      xg = x.astype(f32).reshape((g, x.shape[0] // g) + x.shape[1:])
-      axes = tuple(range(1, xg.ndim - 1))
+      if g == 1:
+        # No leading group axis of size 1: with one, XLA:CPU's (YNNPACK) reduction
+        # fusion of the gradient took a ~30x slower path (the generator's
+        # [100, 12544] BatchNorm: 150 ms instead of 5 ms, docs/performance.md).
+        xg = x.astype(f32)
+        axes = tuple(range(xg.ndim - 1))
+      else:
+        xg = x.astype(f32).reshape((g, x.shape[0] // g) + x.shape[1:])
+        axes = tuple(range(1, xg.ndim - 1))
       mean = jnp.mean(xg, axis=axes, keepdims=True)
       # E[x^2] - E[x]^2 in float32, as flax does (one pass over x).
       var = jnp.maximum(jnp.mean(jnp.square(xg), axis=axes, keepdims=True) - jnp.square(mean), 0.0)
