@@ -8,9 +8,7 @@ from __future__ import annotations
 
 from typing import Any
 
-import flax.linen as nn
 import jax
-import jax.numpy as jnp
 import optax
 from flax import struct
 
@@ -29,15 +27,6 @@ class GANState(struct.PyTreeNode):
   disc: NetState
 
 
-def init_net(module: nn.Module, key: jax.Array, example: jax.Array,
-             tx: optax.GradientTransformation) -> NetState:
-  """Initialises one network on an example input and its optimiser state."""
-  variables = module.init(key, example, train=False)
-  params = variables['params']
-  return NetState(params=params, batch_stats=variables.get('batch_stats', {}),
-                  opt_state=tx.init(params))
-
-
 def apply_gradients(net: NetState, grads: Any, batch_stats: Any,
                     tx: optax.GradientTransformation) -> NetState:
   """One optimiser update of a network, with its new BatchNorm statistics."""
@@ -49,13 +38,3 @@ def apply_gradients(net: NetState, grads: Any, batch_stats: Any,
 def global_norm(tree: Any) -> jax.Array:
   """L2 norm over all leaves of a pytree."""
   return optax.tree.norm(tree)
-
-
-def num_params(tree: Any) -> int:
-  """Number of scalars in a pytree."""
-  return sum(int(x.size) for x in jax.tree.leaves(tree))
-
-
-def zeros_like_tree(tree: Any) -> Any:
-  """A pytree of zeros (fresh buffers, safe to donate)."""
-  return jax.tree.map(jnp.zeros_like, tree)

@@ -353,11 +353,6 @@ def bn_scale_init(stddev: float = 0.02) -> Callable:
   return init
 
 
-def conv_dims(shape: Sequence[int]) -> int:
-  """Product of the non-batch dims of a shape (flattened feature size)."""
-  return int(np.prod(shape[1:]))
-
-
 class BatchNorm(nn.Module):
   """BatchNorm over the batch and spatial axes, with separate statistics per batch group.
 
