@@ -65,8 +65,10 @@ def per_example_grad_norms(critic_fn: CriticFn, x: jax.Array) -> jax.Array:
   """
   def f(xi: jax.Array) -> jax.Array:
     # reshape(()) rather than sum: a critic returning more than one value per example
-    # is a bug to report, not to add up.
-    return critic_fn(xi[None]).reshape(())
+    # is a bug to report, not to add up. float32 so that the gradient that flows back
+    # to x starts in float32 whatever the critic's compute dtype.
+    out = critic_fn(xi[None])
+    return out.astype(jnp.promote_types(out.dtype, jnp.float32)).reshape(())
 
   grads = jax.vmap(jax.grad(f))(x)                                   # [N, ...]
   g = grads.reshape(x.shape[0], -1).astype(jnp.float32)
@@ -86,9 +88,17 @@ def gradient_penalty(critic_fn: CriticFn, real: jax.Array, fake: jax.Array,
     target_norm: the norm the gradient is pulled towards (1 in WGAN-GP).
   Returns:
     scalar float32, without lambda: the caller adds lambda * penalty to the critic loss
-    and differentiates wrt the critic's parameters.
+    and differentiates wrt the critic's parameters. The interpolates, the input
+    gradient and its norm are float32 for any critic compute dtype (mixed precision).
   """
-  norms = per_example_grad_norms(critic_fn, interpolate(real, fake, key))
+  # float32 interpolates, input gradient and norm even when the critic computes in
+  # bfloat16 (mixed precision): the critic casts x_hat to its compute dtype itself, the
+  # gradient comes back through that cast as float32 (its values carry the critic's
+  # bfloat16 rounding), and the sum of squares over ~10^3 pixels is accumulated in
+  # float32, where bfloat16's 8-bit mantissa would lose the small terms.
+  f32 = jnp.promote_types(real.dtype, jnp.float32)  # at least float32 (float64 stays)
+  x_hat = interpolate(real.astype(f32), fake.astype(f32), key)
+  norms = per_example_grad_norms(critic_fn, x_hat)
   return jnp.mean((norms - target_norm) ** 2)
 
 

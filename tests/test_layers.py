@@ -44,10 +44,12 @@ def _assert_close(a, b):
 
 
 def test_resolve_conv_impl():
-  assert layers.resolve_conv_impl('xla') == 'xla'
-  assert layers.resolve_conv_impl('matmul') == 'matmul'
-  expected = 'matmul' if jax.default_backend() == 'cpu' else 'xla'
-  assert layers.resolve_conv_impl('auto') == expected
+  for impl in ('xla', 'matmul', 'hybrid'):
+    assert layers.resolve_conv_impl(impl) == impl
+    assert layers.resolve_conv_impl(impl, transposed=True) == impl
+  cpu = jax.default_backend() == 'cpu'
+  assert layers.resolve_conv_impl('auto') == ('matmul' if cpu else 'xla')
+  assert layers.resolve_conv_impl('auto', transposed=True) == ('hybrid' if cpu else 'xla')
   with pytest.raises(ValueError, match='conv_impl'):
     layers.resolve_conv_impl('fft')
 
@@ -55,41 +57,60 @@ def test_resolve_conv_impl():
 def test_same_params_as_flax():
   """Conv / UpConv create nn.Conv's / nn.ConvTranspose's parameters: names, shapes,
   and (same key) values."""
-  x = jnp.zeros((1, 6, 6, 3))
-  pairs = [(layers.Conv(5, 4, 2), nn.Conv(5, (4, 4), (2, 2))),
-           (layers.Conv(5, 3, 1, use_bias=False), nn.Conv(5, (3, 3), use_bias=False)),
-           (layers.UpConv(5, 4, 2), nn.ConvTranspose(5, (4, 4), (2, 2), padding='SAME'))]
+  x = jnp.zeros((1, 6, 6, 1))   # tiny kernels: XLA:CPU compiles 4-D random draws slowly
+  pairs = [(layers.Conv(2, 4, 2), nn.Conv(2, (4, 4), (2, 2))),
+           (layers.Conv(2, 3, 1, use_bias=False), nn.Conv(2, (3, 3), use_bias=False)),
+           (layers.UpConv(2, 4, 2), nn.ConvTranspose(2, (4, 4), (2, 2), padding='SAME'))]
   inits = jax.jit(lambda: [(a.init(jax.random.key(0), x), b.init(jax.random.key(0), x))
                            for a, b in pairs])()
   for ours, ref in inits:
     _assert_close(ours, ref)
 
 
-@pytest.mark.parametrize('kernel,stride', [(4, 2), (5, 2), (3, 2), (4, 1)])
-@pytest.mark.parametrize('size', [5, 6])
+# Inputs are size x (size + 1): one odd and one even side per case.
+@pytest.mark.parametrize('kernel,stride,size', [(4, 2, 5), (4, 2, 6), (5, 2, 5), (3, 2, 6),
+                                                (4, 1, 5)])
 def test_upconv_equals_flax_conv_transpose(kernel, stride, size):
   """UpConv == nn.ConvTranspose(..., padding='SAME'): values, d/dx, d/dkernel, d/dbias,
-  for both UpConv impls and both conv_impls of the sub-pixel form."""
+  for both UpConv impls and every conv_impl of the sub-pixel form. Two channel counts:
+  3 -> 4 takes the sub-pixel im2col, 8 -> 1 the col2im form (overlap_add_conv_transpose)
+  in 'matmul' and in 'hybrid''s weight gradient."""
   rng = np.random.default_rng(kernel * 100 + stride * 10 + size)
   with jax.enable_x64(True):
-    x = _rand(rng, 2, size, size + 1, 3)   # H != W catches a swapped axis
-    params = {'kernel': _rand(rng, kernel, kernel, 3, 4), 'bias': _rand(rng, 4)}
-    out_shape = (2, stride * size, stride * (size + 1), 4)
-    cot = _rand(rng, *out_shape)
-    ref = nn.ConvTranspose(4, (kernel, kernel), (stride, stride), padding='SAME')
-    ours = [layers.UpConv(4, kernel, stride, impl=impl, conv_impl=conv_impl)
-            for impl, conv_impl in [('subpixel', 'xla'), ('subpixel', 'matmul'),
-                                    ('transpose', 'auto')]]
-    want, *got = _values_and_grads([ref] + ours, params, x, cot)
-    assert want[0].shape == out_shape
-    for g in got:
-      _assert_close(g, want)
+    cases = []
+    for c_in, c_out in ((3, 4), (8, 1)):
+      x = _rand(rng, 2, size, size + 1, c_in)   # H != W catches a swapped axis
+      params = {'kernel': _rand(rng, kernel, kernel, c_in, c_out), 'bias': _rand(rng, c_out)}
+      cot = _rand(rng, 2, stride * size, stride * (size + 1), c_out)
+      ref = nn.ConvTranspose(c_out, (kernel, kernel), (stride, stride), padding='SAME')
+      # Only conv_impl='matmul' switches form with the channel counts.
+      variants = ([('subpixel', 'xla'), ('subpixel', 'matmul'), ('subpixel', 'hybrid'),
+                   ('transpose', 'auto')]
+                  if c_out > 1 else [('subpixel', 'matmul'), ('subpixel', 'hybrid')])
+      ours = [layers.UpConv(c_out, kernel, stride, impl=impl, conv_impl=conv_impl)
+              for impl, conv_impl in variants]
+      cases.append(([ref] + ours, params, x, cot))
+    for modules, params, x, cot in cases:
+      want, *got = _values_and_grads(modules, params, x, cot)
+      assert want[0].shape == cot.shape
+      for g in got:
+        _assert_close(g, want)
+
+
+def test_overlap_add_conv_transpose_equals_lax():
+  """The col2im form alone, for every (K, s) used and a few odd ones."""
+  rng = np.random.default_rng(8)
+  with jax.enable_x64(True):
+    for k, s in [(4, 2), (5, 2), (3, 2), (4, 1), (5, 3), (2, 2)]:
+      x, w = _rand(rng, 2, 5, 6, 3), _rand(rng, k, k, 3, 2)
+      want = jax.lax.conv_transpose(x, w, (s, s), 'SAME', dimension_numbers=('NHWC', 'HWIO', 'NHWC'))
+      _assert_close(layers.overlap_add_conv_transpose(x, w, s), want)
 
 
 @pytest.mark.parametrize('kernel,stride,padding', [
     (4, 2, 'SAME'), (5, 2, 'SAME'), (3, 1, 'SAME'), (4, 1, 'VALID'), (3, 2, ((0, 2), (1, 0)))])
 def test_conv_equals_flax_conv(kernel, stride, padding):
-  """Conv == nn.Conv: same params (names, shapes, init), values and both gradients."""
+  """Conv == nn.Conv: values and both gradients, for every conv_impl."""
   rng = np.random.default_rng(kernel * 10 + stride)
   with jax.enable_x64(True):
     x = _rand(rng, 3, 9, 10, 5)
@@ -98,7 +119,7 @@ def test_conv_equals_flax_conv(kernel, stride, padding):
     y_shape = jax.eval_shape(lambda: ref.apply({'params': params}, x)).shape
     cot = _rand(rng, *y_shape)
     ours = [layers.Conv(6, kernel, stride, padding=padding, conv_impl=c)
-            for c in ('xla', 'matmul')]
+            for c in ('xla', 'matmul', 'hybrid')]
     want, *got = _values_and_grads([ref] + ours, params, x, cot)
     for g in got:
       _assert_close(g, want)
@@ -116,20 +137,21 @@ def test_conv2d_single_channel_input():
 
 def test_dcgan28_conv_impls_agree():
   """Generator28 / Discriminator28 compute the same function with either conv_impl,
-  and D keeps nn.Conv's parameter names."""
+  and D keeps nn.Conv's parameter names (float32: this checks the plumbing)."""
   rng = np.random.default_rng(3)
-  with jax.enable_x64(True):
-    z, x = _rand(rng, 4, 100), _rand(rng, 4, 28, 28, 1)
-    nets = {c: (Generator28(base_width=16, conv_impl=c),
-                Discriminator28(feature_dim=5, width=8, conv_impl=c)) for c in ('xla', 'matmul')}
-    gen, disc = nets['xla']
-    gv = jax.jit(lambda: gen.init(jax.random.key(0), z, train=False))()
-    dv = jax.jit(lambda: disc.init(jax.random.key(1), x, train=False))()
-    assert set(dv['params']) == {'Conv_0', 'Conv_1', 'BatchNorm_0', 'Dense_0', 'Dense_1'}
-    assert set(dv['params']['Conv_1']) == {'kernel'}   # no bias before BatchNorm
-    outs = jax.jit(lambda: {c: (g.apply(gv, z, train=False), d.apply(dv, x, train=False))
-                            for c, (g, d) in nets.items()})()
-    _assert_close(outs['xla'], outs['matmul'])
+  z = jnp.asarray(rng.standard_normal((2, 100)), jnp.float32)
+  x = jnp.asarray(rng.standard_normal((2, 28, 28, 1)), jnp.float32)
+  nets = {c: (Generator28(base_width=16, conv_impl=c),
+              Discriminator28(feature_dim=5, width=8, conv_impl=c)) for c in ('xla', 'auto')}
+  gen, disc = nets['xla']
+  gv, dv = jax.jit(lambda: (gen.init(jax.random.key(0), z, train=False),
+                            disc.init(jax.random.key(1), x, train=False)))()
+  assert set(dv['params']) == {'Conv_0', 'Conv_1', 'BatchNorm_0', 'Dense_0', 'Dense_1'}
+  assert set(dv['params']['Conv_1']) == {'kernel'}   # no bias before BatchNorm
+  outs = jax.jit(lambda: {c: (g.apply(gv, z, train=False), d.apply(dv, x, train=False))
+                          for c, (g, d) in nets.items()})()
+  for a, b in zip(jax.tree.leaves(outs['xla']), jax.tree.leaves(outs['auto'])):
+    np.testing.assert_allclose(a, b, rtol=0, atol=1e-5)
 
 
 def _bn_apply(bn, variables, x):

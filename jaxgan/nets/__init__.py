@@ -54,14 +54,15 @@ def _acgan(m, shape, num_classes, dtype):
 
 
 def _mlp_maxout(m, shape, num_classes, dtype):
-  return (mlp.MLPGenerator(out_shape=shape, hidden=tuple(m.gen_hidden)),
+  return (mlp.MLPGenerator(out_shape=shape, hidden=tuple(m.gen_hidden), dtype=dtype),
           mlp.MaxoutDiscriminator(units=m.maxout_units, pieces=m.maxout_pieces,
-                                  dropout=m.dropout))
+                                  dropout=m.dropout, dtype=dtype))
 
 
 def _toy(m, shape, num_classes, dtype):
   _need(shape, lambda s: s == (2,), '2-D points', 'toy')
-  return mlp.ToyGenerator(hidden=m.hidden), mlp.ToyDiscriminator(hidden=m.hidden)
+  return (mlp.ToyGenerator(hidden=m.hidden, dtype=dtype),
+          mlp.ToyDiscriminator(hidden=m.hidden, dtype=dtype))
 
 
 NETWORKS = {'dcgan28': _dcgan28, 'dcgan': _dcgan, 'acgan': _acgan, 'mlp_maxout': _mlp_maxout,

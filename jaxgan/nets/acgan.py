@@ -32,6 +32,7 @@ class ConditionalGenerator(nn.Module):
   channels: int = 1
   width: int = 512
   upconv_impl: str = 'subpixel'
+  conv_impl: str = 'auto'
   dtype: Any = None
 
   @nn.compact
@@ -39,14 +40,15 @@ class ConditionalGenerator(nn.Module):
     init = layers.dcgan_init()
     s = self.image_size // 16
     x = jnp.concatenate([z, jax.nn.one_hot(labels, self.num_classes, dtype=z.dtype)], axis=-1)
-    x = nn.leaky_relu(nn.Dense(s * s * self.width, kernel_init=init, dtype=self.dtype)(x), 0.2)
+    x = nn.leaky_relu(layers.dense(s * s * self.width, kernel_init=init, dtype=self.dtype)(x), 0.2)
     x = x.reshape(z.shape[0], s, s, self.width)
     for div in (2, 4, 8):
       x = layers.UpConv(self.width // div, 5, 2, use_bias=False, impl=self.upconv_impl,
-                        kernel_init=init, dtype=self.dtype)(x)
+                        conv_impl=self.conv_impl, kernel_init=init, dtype=self.dtype)(x)
       x = nn.leaky_relu(batch_norm(train, self.dtype)(x), 0.2)
-    x = layers.UpConv(self.channels, 5, 2, impl=self.upconv_impl, kernel_init=init,
-                      dtype=self.dtype)(x)
+    x = layers.UpConv(self.channels, 5, 2, impl=self.upconv_impl, conv_impl=self.conv_impl,
+                      kernel_init=init, dtype=self.dtype)(x)
+    # float32 images whatever the compute dtype.
     return jnp.tanh(x.astype(jnp.float32))
 
 
@@ -61,6 +63,7 @@ class AuxClassifierDiscriminator(nn.Module):
   width_mult: float = 1.0
   minibatch_kernels: int = 0
   minibatch_dim: int = 5
+  conv_impl: str = 'auto'
   dtype: Any = None
 
   @nn.compact
@@ -68,10 +71,14 @@ class AuxClassifierDiscriminator(nn.Module):
     init = layers.dcgan_init()
     for kernel, stride, filters, use_bn in DISC_TABLE:
       x = layers.Conv(max(1, int(filters * self.width_mult)), kernel, stride, padding='SAME',
-                      use_bias=not use_bn, kernel_init=init, dtype=self.dtype)(x)
+                      use_bias=not use_bn, conv_impl=self.conv_impl, kernel_init=init,
+                      dtype=self.dtype)(x)
       if use_bn:
         x = batch_norm(train, self.dtype, num_groups)(x)
       x = nn.leaky_relu(x, 0.2)
+    # The convolutions run in the compute dtype; from the features on everything is
+    # float32 (the minibatch layer sums exponentials, the heads feed the losses), and
+    # the features are returned float32 for feature matching.
     feats = x.reshape(x.shape[0], -1).astype(jnp.float32)
     h = feats
     if self.minibatch_kernels:

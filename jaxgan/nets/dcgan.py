@@ -1,6 +1,6 @@
 """DCGANs for 64x64 (and any 16k x 16k) images: SPEC S3a and seed 003's 5x5 variant S3b.
 
-  G: z -> Dense(s*s*8ngf, no bias) -> BN -> ReLU          (s = image_size / 16)
+  G: z -> Dense(s*s*8ngf, no bias) -> reshape [s, s, 8ngf] -> BN -> ReLU  (s = image_size / 16)
      -> 3 x [UpConv(4ngf, 2ngf, ngf; k x k, stride 2) -> BN -> ReLU]
      -> UpConv(C, k x k, stride 2) -> tanh
   D: Conv(ndf, k x k, s2) -> LReLU(0.2) -> 3 x [Conv(2ndf, 4ndf, 8ndf; s2) -> norm -> LReLU]
@@ -11,6 +11,18 @@ G64/D64): its first ConvTranspose from a 1x1 input is exactly a Dense to 4x4x8ng
 its last 4x4 VALID Conv on a 4x4 map exactly a Dense of the flattened map. With k = 5
 it is seed 003's architecture (G dense 4x4x512 + BN + ReLU, four 5x5 stride-2 transposed
 convs 256, 128, 64, C; D four 5x5 stride-2 convs 64..512, BN on all but the first).
+
+Checked against torch_reference.py's G64/D64 (2026-11-26): same layers, widths, kernel
+sizes, paddings (4x4 stride 2 'SAME' is PyTorch's padding 1, both ways), no convolution
+biases, BatchNorm after every layer except G's output layer, D's first layer and D's
+output. G's first BN normalises each of the 8ngf channels over (N, s, s), as PyTorch's
+BatchNorm2d(ngf * 8) after its 1x1 -> 4x4 ConvTranspose does (and TF DCGAN's BN after
+the reshape); an earlier version normalised the s*s*8ngf Dense outputs one by one
+(BatchNorm1d-style, 16x the scale parameters), which is not the reference network.
+Differences left, none of which changes the function class or the FLOPs: NHWC instead
+of NCHW (D's flattened features are ordered (h, w, c)), and PyTorch's ConvTranspose
+kernel is the spatially flipped, in/out-swapped HWIO kernel of lax.conv_transpose
+(weights copied across need that permutation).
 """
 from __future__ import annotations
 
@@ -43,20 +55,25 @@ class DCGANGenerator(nn.Module):
   kernel_size: int = 4
   upconv_impl: str = 'subpixel'
   norm: str = 'batch'
+  conv_impl: str = 'auto'
   dtype: Any = None
 
   @nn.compact
   def __call__(self, z: jax.Array, train: bool = True) -> jax.Array:
     init = layers.dcgan_init()
     s = self.image_size // 16
-    x = nn.Dense(s * s * 8 * self.ngf, use_bias=False, kernel_init=init, dtype=self.dtype)(z)
-    x = nn.relu(gen_norm(self.norm, train, self.dtype)(x)).reshape(z.shape[0], s, s, 8 * self.ngf)
+    x = layers.dense(s * s * 8 * self.ngf, use_bias=False, kernel_init=init, dtype=self.dtype)(z)
+    # BN per channel of the s x s map (PyTorch's BatchNorm2d after its 1x1 -> 4x4 ConvTranspose).
+    x = x.reshape(z.shape[0], s, s, 8 * self.ngf)
+    x = nn.relu(gen_norm(self.norm, train, self.dtype)(x))
     for mult in (4, 2, 1):
       x = layers.UpConv(mult * self.ngf, self.kernel_size, 2, use_bias=False,
-                        impl=self.upconv_impl, kernel_init=init, dtype=self.dtype)(x)
+                        impl=self.upconv_impl, conv_impl=self.conv_impl, kernel_init=init,
+                        dtype=self.dtype)(x)
       x = nn.relu(gen_norm(self.norm, train, self.dtype)(x))
     x = layers.UpConv(self.channels, self.kernel_size, 2, use_bias=False, impl=self.upconv_impl,
-                      kernel_init=init, dtype=self.dtype)(x)
+                      conv_impl=self.conv_impl, kernel_init=init, dtype=self.dtype)(x)
+    # float32 images whatever the compute dtype: the losses and D's input see float32.
     return jnp.tanh(x.astype(jnp.float32))
 
 
@@ -65,19 +82,21 @@ class DCGANDiscriminator(nn.Module):
   ndf: int = 64
   kernel_size: int = 4
   norm: str = 'batch'
+  conv_impl: str = 'auto'
   dtype: Any = None
 
   @nn.compact
   def __call__(self, x: jax.Array, train: bool = True, num_groups: int = 1):
     init = layers.dcgan_init()
     k = (self.kernel_size, self.kernel_size)
-    x = layers.Conv(self.ndf, k, 2, padding='SAME', use_bias=False, kernel_init=init,
-                    dtype=self.dtype)(x)
+    x = layers.Conv(self.ndf, k, 2, padding='SAME', use_bias=False, conv_impl=self.conv_impl,
+                    kernel_init=init, dtype=self.dtype)(x)
     x = nn.leaky_relu(x, 0.2)
     for mult in (2, 4, 8):
-      x = layers.Conv(mult * self.ndf, k, 2, padding='SAME', use_bias=False, kernel_init=init,
-                      dtype=self.dtype)(x)
+      x = layers.Conv(mult * self.ndf, k, 2, padding='SAME', use_bias=False,
+                      conv_impl=self.conv_impl, kernel_init=init, dtype=self.dtype)(x)
       x = nn.leaky_relu(normalization(self.norm, train, num_groups, self.dtype)(x), 0.2)
     feats = x.reshape(x.shape[0], -1)
-    logit = nn.Dense(1, use_bias=False, kernel_init=init, dtype=self.dtype)(feats)
+    logit = layers.dense(1, use_bias=False, kernel_init=init, dtype=self.dtype)(feats)
+    # float32 at the outputs: the losses and MMD^2 (jaxgan/steps.py) then run in float32.
     return logit[:, 0].astype(jnp.float32), feats.astype(jnp.float32)

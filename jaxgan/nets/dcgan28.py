@@ -9,9 +9,12 @@
 Weights N(0, 0.02), BatchNorm scale N(1, 0.02) (DCGAN). BatchNorm uses PyTorch's
 epsilon 1e-5 and momentum 0.1 (flax momentum 0.9), as in bench/torch_reference.py.
 
-`conv_impl` ('auto' | 'xla' | 'matmul', see layers.conv2d) picks how every convolution
-runs; 'auto' is im2col + matmul on CPU, where XLA's convolution gradients are slow. It
-changes neither the parameters nor the function.
+`conv_impl` ('auto' | 'xla' | 'matmul' | 'hybrid', see layers.conv2d) picks how every
+convolution runs; 'auto' avoids XLA's convolution gradients on CPU, where they are slow.
+It changes neither the parameters nor the function.
+
+`dtype` (config.model.compute_dtype: None = float32, or bfloat16) is the compute dtype
+of every layer; parameters, BatchNorm statistics and the outputs stay float32.
 """
 from __future__ import annotations
 
@@ -53,7 +56,7 @@ class Generator28(nn.Module):
   @nn.compact
   def __call__(self, z: jax.Array, train: bool = True) -> jax.Array:
     init = layers.dcgan_init()
-    x = nn.Dense(7 * 7 * self.base_width, use_bias=False, kernel_init=init, dtype=self.dtype)(z)
+    x = layers.dense(7 * 7 * self.base_width, use_bias=False, kernel_init=init, dtype=self.dtype)(z)
     x = nn.relu(batch_norm(train, self.dtype)(x))
     x = x.reshape(x.shape[0], 7, 7, self.base_width)
     x = layers.UpConv(self.base_width // 2, 4, 2, use_bias=False, impl=self.upconv_impl,
@@ -61,6 +64,7 @@ class Generator28(nn.Module):
     x = nn.relu(batch_norm(train, self.dtype)(x))
     x = layers.UpConv(self.channels, 4, 2, impl=self.upconv_impl, conv_impl=self.conv_impl,
                       kernel_init=init, dtype=self.dtype)(x)
+    # float32 images whatever the compute dtype: D's input and the MMD side see float32.
     return jnp.tanh(x.astype(jnp.float32))
 
 
@@ -87,6 +91,8 @@ class Discriminator28(nn.Module):
                     conv_impl=self.conv_impl, kernel_init=init, dtype=self.dtype)(x)
     x = nn.leaky_relu(normalization(self.norm, train, num_groups, self.dtype)(x), 0.2)
     x = x.reshape(x.shape[0], -1)
-    feats = nn.leaky_relu(nn.Dense(self.feature_dim, kernel_init=init, dtype=self.dtype)(x), 0.2)
-    logit = nn.Dense(1, kernel_init=init, dtype=self.dtype)(feats)
+    feats = nn.leaky_relu(layers.dense(self.feature_dim, kernel_init=init, dtype=self.dtype)(x), 0.2)
+    logit = layers.dense(1, kernel_init=init, dtype=self.dtype)(feats)
+    # float32 at the outputs: the BCE and MMD^2 code (steps.py, kernels.py) then runs in
+    # float32 whatever the compute dtype.
     return logit[:, 0].astype(jnp.float32), feats.astype(jnp.float32)

@@ -1,22 +1,31 @@
-"""Fully connected GANs: Goodfellow's maxout MNIST GAN (S1) and the 2-D toy GAN (S2)."""
+"""Fully connected GANs: Goodfellow's maxout MNIST GAN (S1) and the 2-D toy GAN (S2).
+
+`dtype` is the compute dtype (config.model.compute_dtype; None = float32): parameters
+stay float32 and every network output is returned as float32 for the losses.
+"""
 from __future__ import annotations
 
 import math
-from typing import Sequence
+from typing import Any, Sequence
 
 import flax.linen as nn
 import jax
 import jax.numpy as jnp
+
+# dense: nn.Dense with float32 accumulation of bfloat16 matmuls (MaxoutDiscriminator has
+# a `layers` field, hence the direct import).
+from jaxgan.nets.layers import dense
 
 
 class Maxout(nn.Module):
   """Maxout units (Goodfellow et al. 2013): max over `pieces` affine maps -> [N, units]."""
   units: int
   pieces: int
+  dtype: Any = None
 
   @nn.compact
   def __call__(self, x: jax.Array) -> jax.Array:
-    h = nn.Dense(self.units * self.pieces)(x)
+    h = dense(self.units * self.pieces, dtype=self.dtype)(x)
     return jnp.max(h.reshape(x.shape[0], self.units, self.pieces), axis=-1)
 
 
@@ -24,15 +33,16 @@ class MLPGenerator(nn.Module):
   """z [N, latent] -> ReLU MLP -> images [N, *out_shape] with tanh (pixels in [-1, 1])."""
   out_shape: Sequence[int] = (28, 28, 1)
   hidden: Sequence[int] = (1200, 1200)
+  dtype: Any = None
 
   @nn.compact
   def __call__(self, z: jax.Array, train: bool = True) -> jax.Array:
     del train  # no BatchNorm or dropout in G
     x = z
     for width in self.hidden:
-      x = nn.relu(nn.Dense(width)(x))
-    x = nn.Dense(math.prod(self.out_shape))(x)
-    return jnp.tanh(x).reshape((z.shape[0],) + tuple(self.out_shape))
+      x = nn.relu(dense(width, dtype=self.dtype)(x))
+    x = dense(math.prod(self.out_shape), dtype=self.dtype)(x)
+    return jnp.tanh(x.astype(jnp.float32)).reshape((z.shape[0],) + tuple(self.out_shape))
 
 
 class MaxoutDiscriminator(nn.Module):
@@ -44,6 +54,7 @@ class MaxoutDiscriminator(nn.Module):
   pieces: int = 5
   layers: int = 2
   dropout: float = 0.5
+  dtype: Any = None
 
   @nn.compact
   def __call__(self, x: jax.Array, train: bool = True, num_groups: int = 1):
@@ -51,29 +62,33 @@ class MaxoutDiscriminator(nn.Module):
     h = x.reshape(x.shape[0], -1)
     for _ in range(self.layers):
       h = nn.Dropout(self.dropout, deterministic=not train)(h)
-      h = Maxout(self.units, self.pieces)(h)
-    logit = nn.Dense(1)(nn.Dropout(self.dropout, deterministic=not train)(h))
-    return logit[:, 0], h
+      h = Maxout(self.units, self.pieces, dtype=self.dtype)(h)
+    logit = dense(1, dtype=self.dtype)(nn.Dropout(self.dropout, deterministic=not train)(h))
+    return logit[:, 0].astype(jnp.float32), h.astype(jnp.float32)
 
 
 class ToyGenerator(nn.Module):
   """Seed 004's 2-D generator: Linear(latent, hidden) -> ReLU -> Linear(hidden, 2)."""
   hidden: int = 100
   out_dim: int = 2
+  dtype: Any = None
 
   @nn.compact
   def __call__(self, z: jax.Array, train: bool = True) -> jax.Array:
     del train
-    return nn.Dense(self.out_dim)(nn.relu(nn.Dense(self.hidden)(z)))
+    h = nn.relu(dense(self.hidden, dtype=self.dtype)(z))
+    return dense(self.out_dim, dtype=self.dtype)(h).astype(jnp.float32)
 
 
 class ToyDiscriminator(nn.Module):
   """Seed 004's 2-D discriminator: Linear(2, hidden) -> ReLU -> Linear(hidden, 1) (logit;
   the seed's final Sigmoid is folded into the loss)."""
   hidden: int = 100
+  dtype: Any = None
 
   @nn.compact
   def __call__(self, x: jax.Array, train: bool = True, num_groups: int = 1):
     del train, num_groups
-    h = nn.relu(nn.Dense(self.hidden)(x))
-    return nn.Dense(1)(h)[:, 0], h
+    h = nn.relu(dense(self.hidden, dtype=self.dtype)(x))
+    logit = dense(1, dtype=self.dtype)(h)[:, 0]
+    return logit.astype(jnp.float32), h.astype(jnp.float32)
