@@ -7,6 +7,8 @@ from jaxgan.metrics.classifier import ClassifierCNN
 from jaxgan.metrics.classifier import load_classifier
 from jaxgan.metrics.classifier import params_sha256
 from jaxgan.metrics.classifier import train_classifier
+from jaxgan.metrics.inception import InceptionV3
+from jaxgan.metrics.inception import load_inception
 from jaxgan.metrics.scores import class_histogram_stats
 from jaxgan.metrics.scores import feature_stats
 from jaxgan.metrics.scores import frechet_distance
@@ -26,9 +28,11 @@ __all__ = [
     'feature_stats',
     'frechet_distance',
     'inception_score',
+    'InceptionV3',
     'kid',
     'label_to_mode',
     'load_classifier',
+    'load_inception',
     'make_stacked_mnist',
     'params_sha256',
     'polynomial_kernel',
