@@ -14,8 +14,13 @@ FLAGS = flags.FLAGS
 config_flags.DEFINE_config_file('config', None, 'Experiment config file (configs/*.py).',
                                 lock_config=True)
 flags.DEFINE_string('workdir', None, 'Run folder: checkpoints, metrics.jsonl, samples.')
-flags.DEFINE_enum('mode', 'train', ['train', 'sample'],
-                  'train (resumes from the last checkpoint) or sample (samples.npz + grid).')
+flags.DEFINE_enum('mode', 'train', ['train', 'sample', 'eval'],
+                  'train (resumes from the last checkpoint), sample (W/samples.npz + grid) or '
+                  'eval (scores the last checkpoint into W/eval/metrics.json).')
+flags.DEFINE_string('coordinator', None, 'Multi-process runs: HOST:PORT of process 0, or auto '
+                    '(JAX detects the cluster: TPU pods, MPI); $JAXGAN_COORDINATOR; SLURM needs none.')
+flags.DEFINE_integer('num_processes', None, 'Multi-process runs: number of processes.')
+flags.DEFINE_integer('process_id', None, 'Multi-process runs: this process, 0..num_processes-1.')
 flags.mark_flags_as_required(['config', 'workdir'])
 
 
@@ -65,7 +70,9 @@ def main(argv):
       or ('orbax' not in r.pathname and 'xla_bridge' not in r.pathname))
   from jaxgan import train  # pylint: disable=g-import-not-at-top  (after flag parsing: fast --help)
   from jaxgan.errors import UserError  # pylint: disable=g-import-not-at-top
+  from jaxgan import parallel  # pylint: disable=g-import-not-at-top
   try:
+    parallel.initialize(FLAGS.coordinator, FLAGS.num_processes, FLAGS.process_id)
     train.run(FLAGS.config, FLAGS.workdir, FLAGS.mode)
   except UserError as e:
     _fail(str(e), getattr(e, 'exit_code', 2))

@@ -43,6 +43,18 @@ def get_config() -> ml_collections.ConfigDict:
       class_smoothing=0.0,                                # AC-GAN class-label smoothing eps (S8)
       disc_batches='grouped')                             # grouped | separate (real, then fake)
   config.sample = dict(num=100, bn='batch')               # fixed-noise grid; bn: batch | running
+  config.eval = dict(                                     # --mode=eval and the collapse monitor
+      num_samples=10_000,                                 # generated samples scored by --mode=eval
+      reference_split='test',                             # real images FID/KID compare against
+      reference_num=10_000,
+      splits=10,                                          # Inception-style score: mean/std over splits
+      kid_subsets=100, kid_subset_size=1000,              # KID: Binkowski et al.'s protocol
+      classifier_dir=config_dict.placeholder(str),        # 1-channel data; else $JAXGAN_CLASSIFIER_DIR/<data>/, cache
+      inception_path=config_dict.placeholder(str),        # RGB data: FID Inception weights (docs/inception.md)
+      monitor=True,                                       # classify fixed-noise samples every epoch
+      monitor_num=1000)                                   # samples the monitor classifies
+  config.parallel = dict(num_devices=0)                   # data parallel over this many devices (0: all)
+  config.sweep = ''                                       # e.g. 'train.eta=0,5,10,15; seed=0,1' (jaxgan/sweep.py)
   config.log_every_steps = 100
   config.checkpoint = dict(max_to_keep=3)
   return config

@@ -8,7 +8,6 @@ noise of step s is drawn from fold_in(key, s), so it is a function of (seed, s) 
 from __future__ import annotations
 
 import dataclasses
-import functools
 from typing import Any, NamedTuple
 
 import flax.linen as nn
@@ -70,11 +69,6 @@ def generate(gen: nn.Module, params: Any, batch_stats: Any, z: jax.Array,
 def vbn_reference(key: jax.Array, n: int, latent_dim: int, dist: str) -> jax.Array:
   """The reference noise of virtual batch norm, fixed for the whole run (one key per run)."""
   return latent(jax.random.fold_in(key, 2**31 - 1), n, latent_dim, dist)
-
-
-def jit_step(step_fn, **static) -> Any:
-  """jit a step with its statics closed over and the state buffers donated."""
-  return jax.jit(functools.partial(step_fn, **static), donate_argnums=(0,))
 
 
 def sample(models: Models, state: GANState, inputs: tuple[jax.Array, ...],
@@ -151,14 +145,21 @@ def disc_pair(disc: nn.Module, params: Any, batch_stats: Any, real: jax.Array, f
   return real_out, fake_out, stats
 
 
-def _class_targets(labels: jax.Array, spec: StepSpec, smooth: bool) -> jax.Array:
-  if smooth and spec.class_smoothing:
-    return losses.smoothed_class_targets(labels, spec.num_classes, spec.class_smoothing)
+def _class_targets(labels: jax.Array, spec: StepSpec, smoothing: Any) -> jax.Array:
+  """One-hot targets, smoothed by `smoothing` (None: never) when the spec smooths."""
+  if smoothing is not None and spec.class_smoothing:
+    return losses.smoothed_class_targets(labels, spec.num_classes, smoothing)
   return jax.nn.one_hot(labels, spec.num_classes)
 
 
+# StepSpec fields a sweep may give each member (traced values; the spec's own value,
+# the largest over the members, only decides which terms are computed).
+TRACED_HPARAMS = ('eta', 'gp_weight', 'feature_matching', 'adversarial_weight', 'real_target',
+                  'class_smoothing')
+
+
 def gan_step(state: GANState, batch: dict, key: jax.Array, *, models: Models,
-             spec: StepSpec) -> tuple[GANState, dict[str, jax.Array]]:
+             spec: StepSpec, hp: dict | None = None) -> tuple[GANState, dict[str, jax.Array]]:
   """One training iteration of any system of the GAN family.
 
   batch: {'images': [n_disc, N, ...] (uint8 pixels or float points), 'labels':
@@ -166,7 +167,10 @@ def gan_step(state: GANState, batch: dict, key: jax.Array, *, models: Models,
   real batch j and a fake batch from fresh noise. G phase: n_gen updates, each on fresh
   noise, scored by the updated D against the last real batch (used by MMD^2 and
   feature matching). Noise of step s comes from fold_in(key, s): common random numbers.
+  hp: optional traced values of TRACED_HPARAMS overriding spec's (sweeps vmap over them).
   """
+  hp = hp or {}
+  val = lambda name: hp.get(name, getattr(spec, name))
   if spec.gp_weight or spec.clip:
     from jaxgan import penalties  # pylint: disable=g-import-not-at-top
   gen, disc = models.gen, models.disc
@@ -201,18 +205,18 @@ def gan_step(state: GANState, batch: dict, key: jax.Array, *, models: Models,
     def loss_fn(params):
       ro, fo, stats = disc_pair(disc, params, disc_state.batch_stats, real, fake,
                                 mode=spec.disc_batches, rngs={'dropout': k_drop})
-      loss = losses.DISC_LOSSES[spec.d_loss](ro['logit'], fo['logit'], spec.real_target)
+      loss = losses.DISC_LOSSES[spec.d_loss](ro['logit'], fo['logit'], val('real_target'))
       aux = {'d_adv': loss}
       if cond:  # D maximises L_S + L_C: the class of real and of fake images
-        l_c = (losses.acgan_class_loss(ro['class_logits'], _class_targets(batch['labels'][j], spec, True))
-               + losses.acgan_class_loss(fo['class_logits'], _class_targets(fake_y, spec, False)))
+        l_c = (losses.acgan_class_loss(ro['class_logits'], _class_targets(batch['labels'][j], spec, val('class_smoothing')))
+               + losses.acgan_class_loss(fo['class_logits'], _class_targets(fake_y, spec, None)))
         loss, aux['d_class'] = loss + l_c, l_c
       if spec.gp_weight:
         def critic(x):  # x [n, ...] -> [n]; must not couple examples (LayerNorm, no BN)
           return disc.apply({'params': params, 'batch_stats': disc_state.batch_stats},
                             x, train=True, rngs={'dropout': k_drop})[0]
         gp = penalties.gradient_penalty(critic, real, fake, k_gp)
-        loss, aux['gp'] = loss + spec.gp_weight * gp, gp
+        loss, aux['gp'] = loss + val('gp_weight') * gp, gp
       # Mean D(x) and D(G(z)) as probabilities for BCE, raw critic values for Wasserstein.
       squash = jax.nn.sigmoid if spec.d_loss == 'bce' else (lambda v: v)
       aux.update(d_real=jnp.mean(squash(ro['logit'])), d_fake=jnp.mean(squash(fo['logit'])))
@@ -243,14 +247,14 @@ def gan_step(state: GANState, batch: dict, key: jax.Array, *, models: Models,
         fo, _ = _disc_outputs(disc, dvars, fake, groups=1, rngs=rngs)
       adv = losses.GEN_LOSSES[spec.g_loss](fo['logit'])
       aux = {'g_adv': adv}
-      loss = spec.adversarial_weight * adv
+      loss = val('adversarial_weight') * adv
       if spec.eta:
         mmd2 = kernels.mmd2(fo['features'], jax.lax.stop_gradient(ro['features']),
                             spec.sigmas, spec.estimator)
-        loss, aux['mmd2'] = loss + spec.eta * mmd2, mmd2
+        loss, aux['mmd2'] = loss + val('eta') * mmd2, mmd2
       if spec.feature_matching:
         fm = losses.feature_matching(ro['features'], fo['features'])
-        loss, aux['feature_matching'] = loss + spec.feature_matching * fm, fm
+        loss, aux['feature_matching'] = loss + val('feature_matching') * fm, fm
       if cond:  # G maximises L_C - L_S: its images should be classified as their labels
         l_c = losses.acgan_class_loss(fo['class_logits'], jax.nn.one_hot(fake_y, spec.num_classes))
         loss, aux['g_class'] = loss + l_c, l_c

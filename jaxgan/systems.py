@@ -5,6 +5,7 @@ these functions, so they time and test exactly what `main.py` trains.
 """
 from __future__ import annotations
 
+import functools
 from typing import Any, Callable
 
 import jax
@@ -30,7 +31,15 @@ def make_optimizer(optim: Any) -> optax.GradientTransformation:
 
 def build_models(config: Any, data_shape: tuple[int, ...], num_classes: int | None = None
                  ) -> steps.Models:
-  """Networks and optimisers of the config for data of shape [H, W, C] (or [2])."""
+  """Networks and optimisers of the config for data of shape [H, W, C] (or [2]).
+
+  config.model.compute_dtype ('float32' | 'bfloat16') is the networks' compute dtype
+  (nets.build_networks passes it to every layer). Mixed precision stops at the
+  networks: their parameters are created float32 (param_dtype), so the optimisers'
+  state, which follows the parameters, is float32 too; BatchNorm statistics and the
+  networks' outputs (images, logits, features) are float32, so the losses, MMD^2 and the
+  gradient penalty run in float32.
+  """
   gen, disc = nets.build_networks(config.model, tuple(data_shape), num_classes)
   return steps.Models(gen, disc, make_optimizer(config.optim), make_optimizer(config.optim))
 
@@ -146,12 +155,17 @@ def make_sampler(config: Any, models: steps.Models) -> Callable:
                                                     z_ref=z_ref))
 
 
+def step_function(config: Any, models: steps.Models) -> Callable:
+  """The config's train step, not yet compiled: step(state, batch, key) -> (state, metrics)."""
+  return functools.partial(steps.gan_step, models=models, spec=step_spec(config))
+
+
 def make_step(config: Any, models: steps.Models) -> Callable:
   """The jit-compiled, state-donating train step of the config.
 
   step(state, batch, key) with batch = {'images': [n_disc, N, ...], 'labels': [n_disc, N]}.
   """
-  return steps.jit_step(steps.gan_step, models=models, spec=step_spec(config))
+  return jax.jit(step_function(config, models), donate_argnums=(0,))
 
 
 def stack_batches(batches: list[dict]) -> dict:

@@ -1,6 +1,7 @@
 """The host loop: data, compiled step, logging, sample grids and checkpoints."""
 from __future__ import annotations
 
+import json
 import math
 import pathlib
 import sys
@@ -11,7 +12,7 @@ import jax
 import numpy as np
 from absl import logging
 
-from jaxgan import pipeline, steps, systems
+from jaxgan import evaluate, parallel, pipeline, steps, sweep, systems
 from jaxgan.data import toy
 from jaxgan import workdir as wd
 from jaxgan.checkpoint import Checkpointer
@@ -42,20 +43,26 @@ class _Interval:
     self.metrics: list[dict] = []
     self.t0 = time.perf_counter()
 
-  def summarise(self, batch_size: int) -> dict:
-    """Fetches the metrics (one host sync), checks them, returns their means."""
-    host = jax.device_get(self.metrics)
+  def summarise(self, images_per_step: int, names: list[str]) -> list[dict]:
+    """Fetches the metrics (one host sync), checks them, returns each member's means.
+
+    A solo run's metrics are scalars (one member); a sweep's are [M] arrays.
+    """
+    host = parallel.to_host(self.metrics)
     for i, m in enumerate(host):
-      bad = [k for k, v in m.items() if not np.isfinite(v)]
-      if bad:
-        raise NonFiniteLoss(
-            f'non-finite {", ".join(bad)} at step {self.first_step + i + 1}; training stopped '
-            'and the last good checkpoint was kept: lower optim.learning_rate or train.eta, '
-            'or change the seed')
+      for k, v in m.items():
+        bad = ~np.isfinite(np.atleast_1d(v))
+        if bad.any():
+          who = f' in sweep member {names[int(np.argmax(bad))]}' if len(names) > 1 else ''
+          raise NonFiniteLoss(
+              f'non-finite {k} at step {self.first_step + i + 1}{who}; training stopped and the '
+              'last good checkpoint was kept: lower optim.learning_rate or train.eta, or change '
+              'the seed')
     elapsed = time.perf_counter() - self.t0
-    out = {k: float(np.mean([m[k] for m in host])) for k in host[0]}
-    out['img_s'] = len(host) * batch_size / max(elapsed, 1e-9)
-    return out
+    img_s = len(host) * images_per_step / max(elapsed, 1e-9)
+    means = {k: np.atleast_1d(np.mean([m[k] for m in host], axis=0)) for k in host[0]}
+    return [{**{k: float(v[i]) for k, v in means.items()}, 'img_s': img_s}
+            for i in range(len(names))]
 
 
 def _write_samples(config: Any, workdir: pathlib.Path, samples: np.ndarray, step: int) -> dict:
@@ -78,76 +85,183 @@ def _sample_count(config: Any) -> int:
   return 2500 if config.data.name in pipeline.TOY_DATASETS else config.sample.num
 
 
+class _Member:
+  """One run of a training program: its config, folder, metrics log and checkpoints."""
+
+  def __init__(self, name: str, config: Any, workdir: pathlib.Path):
+    self.name, self.config, self.workdir = name, config, workdir
+    self.ckpt = None
+    self.log = None
+
+  def open(self, models: steps.Models, image_shape: tuple) -> Any:
+    """Checks and opens the member's folder; returns its initial or restored state."""
+    self.workdir.mkdir(parents=True, exist_ok=True)
+    wd.check_config(self.workdir, self.config)
+    state = systems.create_state(self.config, models, image_shape)
+    self.ckpt = Checkpointer(self.workdir / 'checkpoints', self.config.checkpoint.max_to_keep)
+    if self.ckpt.latest_step() is not None:
+      state = self.ckpt.restore(state)
+    return state
+
+  def start_log(self, start: int) -> None:
+    if parallel.is_chief():
+      wd.save_config(self.workdir, self.config)
+      self.log = wd.MetricsLog(self.workdir / 'metrics.jsonl', start)
+
+  def close(self) -> None:
+    if self.ckpt is not None:
+      self.ckpt.close()
+    if self.log is not None:
+      wd.plot_loss_curves(wd.read_metrics(self.workdir / 'metrics.jsonl'),
+                          self.workdir / 'loss_curves.png')
+
+
+def _members(config: Any, workdir: pathlib.Path) -> list[_Member]:
+  """The solo run in W, or the sweep's members in W/sweep/<member>/."""
+  if not config.sweep:
+    return [_Member('', config, workdir)]
+  return [_Member(m.name, m.config, workdir / 'sweep' / m.name) for m in sweep.members(config)]
+
+
+def _check_sweep_workdir(config: Any, workdir: pathlib.Path) -> None:
+  """A sweep's W holds its config.json (the sweep itself) beside W/sweep/."""
+  workdir.mkdir(parents=True, exist_ok=True)
+  wd.check_config(workdir, config)
+  if parallel.is_chief():
+    wd.save_config(workdir, config)
+
+
 def train(config: Any, workdir: str) -> dict:
   """Trains the config's system in `workdir`, resuming from its last checkpoint.
 
-  Returns the last metrics record written.
+  With config.sweep, trains every member in one vmapped program (jaxgan/sweep.py).
+  The step runs data parallel over config.parallel.num_devices devices (0: all).
+  Returns the last metrics record written (of the last member).
   """
   workdir = pathlib.Path(workdir)
   systems.validate(config)
+  members = _members(config, workdir)
+  is_sweep = bool(config.sweep)
+  for m in members:
+    systems.validate(m.config)
+  mesh = parallel.make_mesh(config.parallel.num_devices)
+  parallel.check_batch(config.data.batch_size, mesh)
   ds = pipeline.load_train_data(config)
-  batches = pipeline.StepBatches(ds, config.data.batch_size, config.seed, config.train.n_disc,
-                                 with_labels=systems.is_conditional(config))
-  spe = batches.steps_per_epoch
+  conditional = systems.is_conditional(config)
+  own_data = is_sweep and sweep.per_member_data(sweep.members(config))
+  data_seeds = [m.config.seed for m in members] if own_data else [config.seed]
+  batchers = [pipeline.StepBatches(ds, config.data.batch_size, seed, config.train.n_disc,
+                                   with_labels=conditional) for seed in data_seeds]
+  spe = batchers[0].steps_per_epoch
   total = config.train.num_steps or config.train.num_epochs * spe
 
-  workdir.mkdir(parents=True, exist_ok=True)
-  wd.check_config(workdir, config)
+  if is_sweep:
+    _check_sweep_workdir(config, workdir)
   models = systems.build_models(config, ds.image_shape, ds.num_classes)
-  state = systems.create_state(config, models, ds.image_shape)
-  ckpt = Checkpointer(workdir / 'checkpoints', config.checkpoint.max_to_keep)
-  if ckpt.latest_step() is not None:
-    state = ckpt.restore(state)
-  start = int(state.step)
-  wd.save_config(workdir, config)
-  log = wd.MetricsLog(workdir / 'metrics.jsonl', start)
+  states = [m.open(models, ds.image_shape) for m in members]
+  starts = {int(s.step) for s in states}
+  if len(starts) > 1:
+    raise UserError(f'the sweep members in {workdir}/sweep are at different steps '
+                    f'({sorted(starts)}): their checkpoints were not written together; '
+                    'use a new --workdir')
+  start = starts.pop()
+  for m in members:
+    m.start_log(start)
   if start >= total:
     logging.info('checkpoint is at step %d >= %d: nothing to train', start, total)
-    ckpt.close()
+    for m in members:
+      m.close()
     return {}
 
-  step_fn = systems.make_step(config, models)
-  key = systems.train_key(config)
-  eval_inputs = systems.eval_inputs(config, _sample_count(config))
-  sample_fn = systems.make_sampler(config, models)
-  batch_size = config.data.batch_size
-  logging.info('training %s on %s (%d examples, %d steps/epoch) from step %d to %d in %s',
-               config.system, config.data.name, len(ds), spe, start, total, workdir)
+  if is_sweep:
+    fn = sweep.step_function(sweep.members(config), models)
+    state = sweep.stack(states)
+  else:
+    key = systems.train_key(config)
+    solo = systems.step_function(config, models)
+    fn = lambda st, b: solo(st, b, key)
+    state = states[0]
+  example_axis = 2 if own_data else 1        # [(M,) n_disc, N, ...]
+  step_fn = parallel.shard_step(fn, mesh, example_axis)
+  state = parallel.put_replicated(state, mesh)
 
-  bar = _progress(total, start)
+  def get_batch(step):
+    parts = [b.get(step) for b in batchers]
+    batch = systems.stack_batches(parts) if own_data else parts[0]
+    return parallel.put_batch(batch, mesh, example_axis)
+
+  sample_fn = systems.make_sampler(config, models)
+  eval_inputs = [systems.eval_inputs(m.config, _sample_count(config)) for m in members]
+  monitor = evaluate.CollapseMonitor(config, ds.image_shape)
+  batch_size = config.data.batch_size
+  logging.info('training %s on %s (%d examples, %d steps/epoch) from step %d to %d in %s%s '
+               'on %d device(s)', config.system, config.data.name, len(ds), spe, start, total,
+               workdir, f' ({len(members)} sweep members)' if is_sweep else '', mesh.size)
+
+  bar = _progress(total, start) if parallel.is_chief() else None
   interval, record = _Interval(start), {}
+  names = [m.name for m in members]
   try:
     for step in range(start, total):
-      state, metrics = step_fn(state, batches.get(step), key)
+      state, metrics = step_fn(state, get_batch(step))
       interval.metrics.append(metrics)
       if bar is not None:
         bar.update(1)
       done = step + 1
       end_of_epoch = done % spe == 0 or done == total
-      if done % config.log_every_steps == 0 or end_of_epoch:
-        record = {'step': done, 'epoch': round(done / spe, 4), **interval.summarise(batch_size)}
-        if interval.first_step == start:
-          record['compile_included'] = True  # this interval's img/s includes compilation
-        if end_of_epoch:
-          record.update(_write_samples(config, workdir, np.asarray(sample_fn(state, eval_inputs)), done))
-        log.write(record)
+      log_now = done % config.log_every_steps == 0 or end_of_epoch
+      host_state = parallel.to_host(state) if end_of_epoch else None
+      if log_now:
+        per_member = interval.summarise(batch_size, names)
+        for i, (m, rec) in enumerate(zip(members, per_member)):
+          record = {'step': done, 'epoch': round(done / spe, 4), **rec}
+          if is_sweep:
+            record['sweep_img_s'] = rec['img_s'] * len(members)
+          if interval.first_step == start:
+            record['compile_included'] = True  # this interval's img/s includes compilation
+          if end_of_epoch:
+            mstate = sweep.unstack(host_state, i) if is_sweep else host_state
+            out = np.asarray(sample_fn(mstate, eval_inputs[i]))
+            if parallel.is_chief():
+              record.update(_write_samples(m.config, m.workdir, out, done))
+            if monitor.active:
+              record.update(monitor(mstate, sample_fn, m.config))
+          if m.log is not None:
+            m.log.write(record)
         msg = ' '.join(f'{k}={record[k]:.4g}' for k in
-                       ('d_loss', 'g_loss', 'mmd2', 'modes_covered', 'img_s') if k in record)
+                       ('d_loss', 'g_loss', 'mmd2', 'modes_covered', 'classes_covered',
+                        'class_kl_uniform', 'img_s') if k in record)
         if bar is not None:
           bar.set_postfix_str(msg)
-        else:
+        elif parallel.is_chief():
           logging.info('step %d/%d epoch %.2f %s', done, total, record['epoch'], msg)
       if end_of_epoch:
-        ckpt.save(done, state)
-      if done % config.log_every_steps == 0 or end_of_epoch:
+        for i, m in enumerate(members):
+          m.ckpt.save(done, sweep.unstack(host_state, i) if is_sweep else host_state)
+      if log_now:
         interval = _Interval(done)  # img/s excludes the logging, sampling and saving above
   finally:
     if bar is not None:
       bar.close()
-    ckpt.close()
-    wd.plot_loss_curves(wd.read_metrics(workdir / 'metrics.jsonl'), workdir / 'loss_curves.png')
+    for m in members:
+      m.close()
+  if is_sweep and parallel.is_chief():
+    _write_sweep_summary(config, workdir, members)
   logging.info('done: step %d, checkpoint and samples in %s', total, workdir)
   return record
+
+
+def _write_sweep_summary(config: Any, workdir: pathlib.Path, members: list[_Member]) -> None:
+  """W/sweep/summary.json: each member's overrides and last metrics line."""
+  rows = []
+  for m, spec in zip(members, sweep.members(config)):
+    records = wd.read_metrics(m.workdir / 'metrics.jsonl')
+    last = records[-1] if records else {}
+    epoch_lines = [r for r in records if 'class_histogram' in r or 'modes_covered' in r]
+    rows.append({'member': m.name, 'overrides': spec.overrides, 'last': last,
+                 'last_epoch_line': epoch_lines[-1] if epoch_lines else None})
+  summary = {'sweep': config.sweep, 'members': rows}
+  wd.atomic_write_text(workdir / 'sweep' / 'summary.json', json.dumps(summary, indent=2) + '\n')
 
 
 def sample(config: Any, workdir: str) -> pathlib.Path:
@@ -155,17 +269,7 @@ def sample(config: Any, workdir: str) -> pathlib.Path:
   from the last checkpoint and the run's fixed evaluation noise."""
   workdir = pathlib.Path(workdir)
   systems.validate(config)
-  ckpt_dir = workdir / 'checkpoints'
-  if not (workdir / 'config.json').exists() or not ckpt_dir.exists():
-    raise UserError(f'{workdir} holds no trained run to sample from; train first with --mode=train')
-  wd.check_config(workdir, config)
-  ds = pipeline.load_train_data(config)
-  models = systems.build_models(config, ds.image_shape, ds.num_classes)
-  ckpt = Checkpointer(ckpt_dir, config.checkpoint.max_to_keep)
-  if ckpt.latest_step() is None:
-    raise UserError(f'{ckpt_dir} holds no complete checkpoint; train first with --mode=train')
-  state = ckpt.restore(systems.create_state(config, models, ds.image_shape))
-  ckpt.close()
+  models, state, _ = evaluate.restore_run(config, workdir)
   inputs = systems.eval_inputs(config, _sample_count(config))
   out = np.asarray(systems.make_sampler(config, models)(state, inputs))
   arrays = {'step': int(state.step)}
@@ -194,4 +298,6 @@ def run(config: Any, workdir: str, mode: str = 'train') -> Any:
     return train(config, workdir)
   if mode == 'sample':
     return sample(config, workdir)
-  raise UserError(f"--mode must be 'train' or 'sample', got {mode!r}")
+  if mode == 'eval':
+    return evaluate.evaluate(config, workdir)
+  raise UserError(f"--mode must be 'train', 'sample' or 'eval', got {mode!r}")

@@ -19,8 +19,14 @@ import numpy as np
 from jaxgan.errors import UserError
 
 # Fields a rerun may change without starting a different run: how long to train,
-# how often to log, and where the data lives.
+# how often to log, where the data lives, and how samples are scored (eval.*: they
+# never touch the training state), and over how many devices (the same function).
 RESUMABLE_FIELDS = frozenset({'train.num_steps', 'train.num_epochs', 'log_every_steps', 'data.dir'})
+RESUMABLE_PREFIXES = ('eval.', 'parallel.')
+
+
+def _resumable(key: str) -> bool:
+  return key in RESUMABLE_FIELDS or key.startswith(RESUMABLE_PREFIXES)
 
 
 def atomic_write_text(path: pathlib.Path, text: str) -> None:
@@ -49,7 +55,7 @@ def config_to_dict(config: Any) -> dict:
 def check_config(workdir: pathlib.Path, config: Any) -> None:
   """Refuses a workdir that holds a run with a different config.
 
-  Only RESUMABLE_FIELDS may differ; a workdir holding checkpoints but no config.json
+  Only RESUMABLE_FIELDS and eval.* may differ; a workdir holding checkpoints but no config.json
   is not a jaxgan run and is refused too.
   """
   path = workdir / 'config.json'
@@ -64,7 +70,7 @@ def check_config(workdir: pathlib.Path, config: Any) -> None:
     raise UserError(f'{path} is not valid JSON ({e}); use another --workdir') from None
   new = _flatten(config_to_dict(config))
   diff = sorted(k for k in set(old) | set(new)
-                if k not in RESUMABLE_FIELDS and old.get(k, '<absent>') != new.get(k, '<absent>'))
+                if not _resumable(k) and old.get(k, '<absent>') != new.get(k, '<absent>'))
   if diff:
     shown = ', '.join(f'{k}: {old.get(k, "<absent>")} -> {new.get(k, "<absent>")}' for k in diff[:4])
     more = f' (+{len(diff) - 4} more)' if len(diff) > 4 else ''

@@ -125,10 +125,10 @@ def test_workdir_with_another_run_is_not_overwritten(tmp_path, data_dir):
 
 @pytest.mark.slow
 def test_non_finite_loss_stops_and_keeps_last_good_checkpoint(tmp_path, data_dir, monkeypatch):
-  real_make_step = systems.make_step
+  real_step_function = systems.step_function
 
-  def poisoned_make_step(config, models):
-    step = real_make_step(config, models)
+  def poisoned_step_function(config, models):
+    step = real_step_function(config, models)
 
     def wrapped(state, images, key):
       state, metrics = step(state, images, key)
@@ -136,7 +136,7 @@ def test_non_finite_loss_stops_and_keeps_last_good_checkpoint(tmp_path, data_dir
       return state, dict(metrics, g_loss=metrics['g_loss'] + poison)
     return wrapped
 
-  monkeypatch.setattr(systems, 'make_step', poisoned_make_step)
+  monkeypatch.setattr(systems, 'step_function', poisoned_step_function)
   w = tmp_path / 'w'
   with pytest.raises(train.NonFiniteLoss, match='at step 6'):
     train.train(tiny_config(**{'data.dir': str(data_dir), 'train.num_steps': 12}), w)
