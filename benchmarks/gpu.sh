@@ -1,0 +1,122 @@
+#!/usr/bin/env bash
+# Every GPU check of issue 6, in one script, on a machine with one NVIDIA GPU.
+#
+#   bash benchmarks/gpu.sh [--dry-run] [--allow-cpu] [--steps N] [--rounds R] [--cases LIST]
+#                          [any other benchmarks/run.py option, e.g. --no-compile]
+#
+# What it runs (each a benchmarks/run.py call: jaxgan and torch_reference.py alternated
+# in the same run, JSON + markdown table):
+#   1. every case (mnist_mmd_b100, dcgan64_b64, dcgan64_b256, wgan_gp, vtgan, sweep8) in
+#      float32 at the
+#      backend's default matmul precision (TF32 on H100/H200; the peak matmul is measured
+#      the same way, so "% of peak" compares like with like);
+#   2. dcgan64_b256 with bfloat16 compute (float32 parameters, optimiser state, losses).
+# Results: $OUT if set (the device tool's output folder), else benchmarks/results/, as
+# <date>-<device>.{json,md} and <date>-<device>-bf16.{json,md}; the log beside them.
+#
+# The torch peer: torch_reference.py is looked for at $TORCH_REF, ../shared/bench/,
+# shared/bench/ and .carry/ (in that order); without it, or without a CUDA torch, the
+# torch columns are null with the reason. jaxgan needs ml_collections, which the GPU image
+# lacks: wheels in .carry/wheels/ are installed to /tmp/site first. To stage both on the
+# development machine (once), then carry `.carry` with the device tool's run:
+#   bash benchmarks/gpu.sh --prepare        # copies torch_reference.py, downloads the wheel
+#   # device tool: run(command="bash benchmarks/gpu.sh", carry=[".carry"], timeout_s=600)
+# Sized to end in ~5-8 minutes on one H100 with the defaults below (20 steps x 2 rounds,
+# torch.compile timed in the first round only).
+#
+# Checked on CPU: `bash benchmarks/gpu.sh --dry-run` parses everything and prints the
+# plan; `bash benchmarks/gpu.sh --allow-cpu --cases mnist_mmd_b100 --steps 1 --rounds 1
+# --no-torch --set data.batch_size=8` runs the pipeline end to end on the CPU.
+set -euo pipefail
+
+REPO="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
+cd "$REPO"
+PY="${PYTHON:-python3}"
+STEPS=20
+ROUNDS=2
+CASES=all
+DRY=0
+ALLOW_CPU=0
+PREPARE=0
+EXTRA=()
+while [[ $# -gt 0 ]]; do
+  case "$1" in
+    --dry-run) DRY=1 ;;
+    --allow-cpu) ALLOW_CPU=1 ;;
+    --prepare) PREPARE=1 ;;
+    --steps) STEPS="$2"; shift ;;
+    --rounds) ROUNDS="$2"; shift ;;
+    --cases) CASES="$2"; shift ;;
+    *) EXTRA+=("$1") ;;
+  esac
+  shift
+done
+
+if [[ $PREPARE == 1 ]]; then
+  # Run on the development machine: stage what the bare GPU machine lacks.
+  mkdir -p .carry/wheels
+  cp "$REPO/../shared/bench/torch_reference.py" .carry/
+  "$PY" -m pip download --no-deps --only-binary=:all: -d .carry/wheels ml_collections
+  grep -qx '/.carry/' .git/info/exclude 2>/dev/null || echo '/.carry/' >> .git/info/exclude
+  ls -l .carry .carry/wheels
+  exit 0
+fi
+
+OUTDIR="${OUT:-$REPO/benchmarks/results}"
+LOG="$OUTDIR/gpu_sh.log"
+
+if ! "$PY" -c 'import ml_collections' 2>/dev/null; then
+  if compgen -G ".carry/wheels/*.whl" > /dev/null; then
+    "$PY" -m pip install -q --no-index --no-deps --target /tmp/site .carry/wheels/*.whl
+    export PYTHONPATH="/tmp/site${PYTHONPATH:+:$PYTHONPATH}"
+  else
+    echo "ml_collections is missing and .carry/wheels/ has no wheel: run 'bash benchmarks/gpu.sh --prepare' here first" >&2
+    [[ $DRY == 1 ]] || exit 2
+  fi
+fi
+
+TORCH_REF_FOUND=""
+for cand in "${TORCH_REF:-}" "$REPO/../shared/bench/torch_reference.py" \
+            "$REPO/shared/bench/torch_reference.py" "$REPO/.carry/torch_reference.py"; do
+  if [[ -n "$cand" && -f "$cand" ]]; then TORCH_REF_FOUND="$cand"; break; fi
+done
+REF_ARGS=()
+if [[ -n "$TORCH_REF_FOUND" ]]; then
+  REF_ARGS=(--torch-ref "$TORCH_REF_FOUND")
+else
+  echo "torch_reference.py not found: torch columns will be null" >&2
+fi
+
+# The torch peer runs in a subprocess on the same GPU while this jax process holds its
+# memory pool: cap jax's pool (default 75% of the GPU) so torch has room.
+export XLA_PYTHON_CLIENT_MEM_FRACTION="${XLA_PYTHON_CLIENT_MEM_FRACTION:-0.6}"
+# torch on the GPU runs with its default threads (--threads 0); the jax side uses the GPU.
+COMMON=(--steps "$STEPS" --rounds "$ROUNDS" --threads 0 --out "$OUTDIR" "${REF_ARGS[@]}")
+RUN_ALL=("$PY" benchmarks/run.py --cases "$CASES" "${COMMON[@]}" "${EXTRA[@]}")
+RUN_BF16=("$PY" benchmarks/run.py --cases dcgan64_b256 --dtype bfloat16 "${COMMON[@]}" "${EXTRA[@]}")
+
+if [[ $DRY == 1 ]]; then
+  echo "plan (results to $OUTDIR):"
+  echo "  ${RUN_ALL[*]}"
+  echo "  ${RUN_BF16[*]}"
+  "${RUN_ALL[@]}" --dry-run
+  "${RUN_BF16[@]}" --dry-run
+  exit 0
+fi
+
+BACKEND="$("$PY" -c 'import jax; print(jax.default_backend())')"
+if [[ "$BACKEND" != "gpu" && "$BACKEND" != "cuda" && $ALLOW_CPU == 0 ]]; then
+  echo "jax's backend is '$BACKEND', not a GPU: refusing to record CPU numbers as GPU results (--allow-cpu to run anyway)" >&2
+  exit 2
+fi
+
+mkdir -p "$OUTDIR"
+{
+  echo "== $(date -u +%FT%TZ) gpu.sh on backend $BACKEND"
+  command -v nvidia-smi > /dev/null && nvidia-smi -L || true
+  "$PY" -c 'import jax; print("jax", jax.__version__, jax.devices())'
+  "$PY" -c 'import torch; print("torch", torch.__version__, "cuda", torch.cuda.is_available())' || true
+  export PYTHONUNBUFFERED=1
+  "${RUN_ALL[@]}"
+  "${RUN_BF16[@]}"
+} 2>&1 | tee -a "$LOG"

@@ -1,0 +1,79 @@
+"""The benchmark machinery (benchmarks/run.py, step_speed.py, flops.py) end to end on a
+shrunken case, without torch. No timing assertions: only that every number is produced
+and lands in the JSON and the markdown table."""
+import json
+import pathlib
+import sys
+
+import jax
+import jax.numpy as jnp
+import pytest
+
+BENCH = pathlib.Path(__file__).resolve().parents[1] / 'benchmarks'
+sys.path.insert(0, str(BENCH))
+
+import flops  # pylint: disable=g-import-not-at-top,wrong-import-position
+import run  # pylint: disable=g-import-not-at-top,wrong-import-position
+import step_speed  # pylint: disable=g-import-not-at-top,wrong-import-position
+
+# The MNIST MMD case shrunk through the --set hook (the same code path, milliseconds a step).
+TINY = ['--set', 'model.gen_width=16', '--set', 'model.disc_width=8',
+        '--set', 'model.feature_dim=4', '--set', 'data.batch_size=8']
+RESULT_KEYS = {
+    'case', 'jaxgan_img_s', 'jaxgan_ms_step', 'compile_s', 'step_gflop', 'flops_source',
+    'gflop_s', 'matmul_peak_gflop_s', 'matmul_peak', 'pct_peak', 'torch_eager_img_s',
+    'torch_compile_img_s', 'torch_eager_note', 'torch_compile_note', 'ratio',
+    'ratio_vs_best_torch', 'device', 'jax', 'dtype', 'images_per_step', 'rounds'}
+
+
+def test_run_writes_json_and_markdown_and_skips_what_cannot_run(tmp_path, capsys):
+  report = run.main(['--cases', 'mnist_mmd_b100,no_such_case,sweep8', '--no-torch',
+                     '--steps', '1', '--rounds', '1', '--peak-size', '128',
+                     '--out', str(tmp_path), '--tag', 'test'] + TINY)
+  files = sorted(p.name for p in tmp_path.iterdir())
+  assert len(files) == 2 and files[0].endswith('-test.json') and files[1].endswith('-test.md')
+  saved = json.loads((tmp_path / files[0]).read_text())
+  assert saved['cases'].keys() == {'mnist_mmd_b100', 'sweep8'} == report['cases'].keys()
+  res = saved['cases']['mnist_mmd_b100']
+  assert RESULT_KEYS <= res.keys()
+  assert res['images_per_step'] == 8 and res['dtype'] == 'float32'
+  assert res['overrides']['model.gen_width'] == 16
+  for key in ('jaxgan_img_s', 'jaxgan_ms_step', 'compile_s', 'step_gflop', 'gflop_s',
+              'matmul_peak_gflop_s', 'pct_peak'):
+    assert res[key] > 0, key
+  assert res['torch_eager_img_s'] is None and 'no-torch' in res['torch_eager_note']
+  assert set(saved['skipped']) == {'no_such_case'}
+  # The sweep's img/s is the aggregate over its 8 members, each with the same batch.
+  assert saved['cases']['sweep8']['images_per_step'] == 8 * 8
+  assert saved['cases']['sweep8']['jaxgan_img_s'] > 0
+
+  table = (tmp_path / files[1]).read_text()
+  assert '| ' + ' | '.join(run.COLUMNS) + ' |' in table
+  row = [l for l in table.splitlines() if l.startswith('| mnist_mmd_b100 |')]
+  assert len(row) == 1 and row[0].count('|') == len(run.COLUMNS) + 1
+  assert 'no_such_case: skipped' in table
+  assert table in capsys.readouterr().out
+
+
+def test_step_speed_reports_an_unavailable_case(capsys, monkeypatch):
+  # The 2-D toy GAN's MLPs have no convolutions, so a conv_impl override cannot apply.
+  monkeypatch.setitem(step_speed.CASES, 'toy', dict(
+      config='configs/toy2d.py', overrides={}, shape=(2,), torch_case=None))
+  with pytest.raises(SystemExit) as exit_info:
+    step_speed.main(['--case', 'toy', '--json', '--no-torch', '--conv-impl', 'matmul'])
+  assert exit_info.value.code == 3
+  assert 'skipped' in json.loads(capsys.readouterr().out.strip().splitlines()[-1])
+
+
+def test_flops_counts_every_scan_iteration():
+  """XLA's cost analysis counts a loop body once; step_flops unrolls scans first."""
+  def chain(a, b, n):
+    return jax.lax.scan(lambda c, _: (c @ b, None), a, None, length=n)[0]
+  args = (jnp.ones((16, 16)), jnp.ones((16, 16)))
+  counts = {}
+  for n in (1, 5):
+    fn = jax.jit(lambda a, b, n=n: chain(a, b, n))
+    counts[n], source = flops.step_flops(fn, fn.lower(*args).compile(), args)
+    assert ('unrolled' in source) == (n > 1)
+  assert counts[1] == pytest.approx(2 * 16 ** 3, rel=0.01)
+  assert counts[5] == pytest.approx(5 * counts[1], rel=0.01)
