@@ -116,11 +116,11 @@ class _Member:
                           self.workdir / 'loss_curves.png')
 
 
-def _members(config: Any, workdir: pathlib.Path) -> list[_Member]:
-  """The solo run in W, or the sweep's members in W/sweep/<member>/."""
-  if not config.sweep:
+def _members(config: Any, workdir: pathlib.Path, swept: list) -> list[_Member]:
+  """The solo run in W, or the sweep's members (`swept`) in W/sweep/<member>/."""
+  if not swept:
     return [_Member('', config, workdir)]
-  return [_Member(m.name, m.config, workdir / 'sweep' / m.name) for m in sweep.members(config)]
+  return [_Member(m.name, m.config, workdir / 'sweep' / m.name) for m in swept]
 
 
 def _check_sweep_workdir(config: Any, workdir: pathlib.Path) -> None:
@@ -140,15 +140,16 @@ def train(config: Any, workdir: str) -> dict:
   """
   workdir = pathlib.Path(workdir)
   systems.validate(config)
-  members = _members(config, workdir)
   is_sweep = bool(config.sweep)
+  swept = sweep.members(config) if is_sweep else []
+  members = _members(config, workdir, swept)
   for m in members:
     systems.validate(m.config)
   mesh = parallel.make_mesh(config.parallel.num_devices)
   parallel.check_batch(config.data.batch_size, mesh)
   ds = pipeline.load_train_data(config)
   conditional = systems.is_conditional(config)
-  own_data = is_sweep and sweep.per_member_data(sweep.members(config))
+  own_data = is_sweep and sweep.per_member_data(swept)
   data_seeds = [m.config.seed for m in members] if own_data else [config.seed]
   batchers = [pipeline.StepBatches(ds, config.data.batch_size, seed, config.train.n_disc,
                                    with_labels=conditional) for seed in data_seeds]
@@ -174,7 +175,7 @@ def train(config: Any, workdir: str) -> dict:
     return {}
 
   if is_sweep:
-    fn = sweep.step_function(sweep.members(config), models)
+    fn = sweep.step_function(swept, models)
     state = sweep.stack(states)
   else:
     key = systems.train_key(config)
@@ -246,15 +247,16 @@ def train(config: Any, workdir: str) -> dict:
     for m in members:
       m.close()
   if is_sweep and parallel.is_chief():
-    _write_sweep_summary(config, workdir, members)
+    _write_sweep_summary(config, workdir, members, swept)
   logging.info('done: step %d, checkpoint and samples in %s', total, workdir)
   return record
 
 
-def _write_sweep_summary(config: Any, workdir: pathlib.Path, members: list[_Member]) -> None:
+def _write_sweep_summary(config: Any, workdir: pathlib.Path, members: list[_Member],
+                         swept: list) -> None:
   """W/sweep/summary.json: each member's overrides and last metrics line."""
   rows = []
-  for m, spec in zip(members, sweep.members(config)):
+  for m, spec in zip(members, swept):
     records = wd.read_metrics(m.workdir / 'metrics.jsonl')
     last = records[-1] if records else {}
     epoch_lines = [r for r in records if 'class_histogram' in r or 'modes_covered' in r]
