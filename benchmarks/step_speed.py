@@ -82,14 +82,6 @@ class CaseUnavailable(Exception):
   """A case that cannot be measured here (its message says why); callers skip it."""
 
 
-def _set(config, dotted: str, value) -> None:
-  node = config
-  *path, leaf = dotted.split('.')
-  for p in path:
-    node = node[p]
-  node[leaf] = value
-
-
 def parse_overrides(items: list[str] | None) -> dict[str, Any]:
   """['model.gen_width=16', "data.name='mnist'"] -> {'model.gen_width': 16, ...}.
 
@@ -110,13 +102,13 @@ def parse_overrides(items: list[str] | None) -> dict[str, Any]:
 def case_config(case: dict[str, Any], dtype: str | None = None,
                 overrides: dict[str, Any] | None = None):
   """The case's config: its file, its overrides, then dtype and the caller's overrides."""
-  from jaxgan.config_util import load_config_file  # pylint: disable=g-import-not-at-top
+  from jaxgan.config_util import load_config_file, set_field  # pylint: disable=g-import-not-at-top
   config = load_config_file(REPO / case['config'])
   extra = dict(overrides or {})
   if dtype:
     extra['model.compute_dtype'] = dtype
   for k, v in {**case['overrides'], **extra}.items():
-    _set(config, k, v)
+    set_field(config, k, v)
   return config
 
 

@@ -16,6 +16,23 @@ def load_config_file(path: str | pathlib.Path) -> ml_collections.ConfigDict:
   return module.get_config()
 
 
+def get_field(config: Any, dotted: str) -> Any:
+  """config['a']['b'] for 'a.b'."""
+  node = config
+  for part in dotted.split('.'):
+    node = node[part]
+  return node
+
+
+def set_field(config: Any, dotted: str, value: Any) -> None:
+  """config['a']['b'] = value for 'a.b' (a locked ConfigDict refuses unknown fields)."""
+  *path, leaf = dotted.split('.')
+  node = config
+  for part in path:
+    node = node[part]
+  node[leaf] = value
+
+
 def flat_keys(config: Any, prefix: str = '') -> list[str]:
   """Dotted names of every leaf field, e.g. ['data.batch_size', 'train.eta', ...]."""
   out = []

@@ -25,6 +25,7 @@ import jax.numpy as jnp
 import numpy as np
 
 from jaxgan import steps, systems
+from jaxgan.config_util import get_field, set_field
 from jaxgan.errors import UserError
 
 # config field -> StepSpec field it sets (None: the seed, which sets keys, not the spec).
@@ -43,21 +44,6 @@ class Member(NamedTuple):
   name: str        # its folder under W/sweep/, e.g. 'train.eta=10,seed=1'
   config: Any      # the solo config it equals (sweep field cleared)
   overrides: dict  # field -> value
-
-
-def _get(config: Any, field: str) -> Any:
-  node = config
-  for part in field.split('.'):
-    node = node[part]
-  return node
-
-
-def _set(config: Any, field: str, value: Any) -> None:
-  *path, leaf = field.split('.')
-  node = config
-  for part in path:
-    node = node[part]
-  node[leaf] = value
 
 
 def parse(text: str) -> list[tuple[str, list[str]]]:
@@ -92,12 +78,12 @@ def members(config: Any) -> list[Member]:
       member.sweep = ''
     overrides = {}
     for (field, _), token in zip(axes, combo):
-      kind = type(_get(config, field))
+      kind = type(get_field(config, field))
       try:
         value = kind(float(token)) if kind is int and float(token).is_integer() else kind(token)
       except ValueError:
         raise UserError(f'config.sweep: {field}={token} is not a valid {kind.__name__}') from None
-      _set(member, field, value)
+      set_field(member, field, value)
       overrides[field] = value
     name = ','.join(f'{f}={t}' for (f, _), t in zip(axes, combo))
     out.append(Member(name, member, overrides))

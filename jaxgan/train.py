@@ -211,7 +211,10 @@ def train(config: Any, workdir: str) -> dict:
       done = step + 1
       end_of_epoch = done % spe == 0 or done == total
       log_now = done % config.log_every_steps == 0 or end_of_epoch
-      host_state = parallel.to_host(state) if end_of_epoch else None
+      if end_of_epoch:  # one host copy of each member's state: samples, monitor, checkpoint
+        host_state = parallel.to_host(state)
+        member_states = ([sweep.unstack(host_state, i) for i in range(len(members))]
+                         if is_sweep else [host_state])
       if log_now:
         per_member = interval.summarise(batch_size, names)
         for i, (m, rec) in enumerate(zip(members, per_member)):
@@ -221,7 +224,7 @@ def train(config: Any, workdir: str) -> dict:
           if interval.first_step == start:
             record['compile_included'] = True  # this interval's img/s includes compilation
           if end_of_epoch:
-            mstate = sweep.unstack(host_state, i) if is_sweep else host_state
+            mstate = member_states[i]
             out = np.asarray(sample_fn(mstate, eval_inputs[i]))
             if parallel.is_chief():
               record.update(_write_samples(m.config, m.workdir, out, done))
@@ -238,7 +241,7 @@ def train(config: Any, workdir: str) -> dict:
           logging.info('step %d/%d epoch %.2f %s', done, total, record['epoch'], msg)
       if end_of_epoch:
         for i, m in enumerate(members):
-          m.ckpt.save(done, sweep.unstack(host_state, i) if is_sweep else host_state)
+          m.ckpt.save(done, member_states[i])
       if log_now:
         interval = _Interval(done)  # img/s excludes the logging, sampling and saving above
   finally:

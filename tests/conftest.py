@@ -25,14 +25,10 @@ TINY_OVERRIDES = {
 
 def tiny_config(**overrides):
   """configs/mmd_dcgan.py shrunk so a step takes milliseconds (same code paths)."""
-  from jaxgan.config_util import load_config_file  # pylint: disable=g-import-not-at-top
+  from jaxgan.config_util import load_config_file, set_field  # pylint: disable=g-import-not-at-top
   config = load_config_file(REPO / 'configs' / 'mmd_dcgan.py')
   for k, v in {**TINY_OVERRIDES, **overrides}.items():
-    node = config
-    *path, leaf = k.split('.')
-    for p in path:
-      node = node[p]
-    node[leaf] = v
+    set_field(config, k, v)
   return config
 
 

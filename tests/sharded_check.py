@@ -13,7 +13,7 @@ import numpy as np
 
 sys.path.insert(0, str(__import__('pathlib').Path(__file__).resolve().parents[1]))
 from jaxgan import parallel, systems  # pylint: disable=g-import-not-at-top,wrong-import-position
-from jaxgan.config_util import load_config_file  # pylint: disable=g-import-not-at-top,wrong-import-position
+from jaxgan.config_util import load_config_file, set_field  # pylint: disable=g-import-not-at-top,wrong-import-position
 
 REPO = __import__('pathlib').Path(__file__).resolve().parents[1]
 SMALL_DCGAN28 = {'model.gen_width': 16, 'model.disc_width': 8, 'data.batch_size': 16}
@@ -29,11 +29,7 @@ CASES = {
 def tiny_config(config_name: str, **overrides):
   config = load_config_file(REPO / 'configs' / f'{config_name}.py')
   for k, v in overrides.items():
-    node = config
-    *path, leaf = k.split('.')
-    for part in path:
-      node = node[part]
-    node[leaf] = v
+    set_field(config, k, v)
   return config
 STEPS = 3
 
