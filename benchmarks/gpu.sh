@@ -4,15 +4,21 @@
 #   bash benchmarks/gpu.sh [--dry-run] [--allow-cpu] [--steps N] [--rounds R] [--cases LIST]
 #                          [any other benchmarks/run.py option, e.g. --no-compile]
 #
-# What it runs (each a benchmarks/run.py call: jaxgan and torch_reference.py alternated
-# in the same run, JSON + markdown table):
-#   1. every case (mnist_mmd_b100, dcgan64_b64, dcgan64_b256, wgan_gp, vtgan, sweep8) in
-#      float32 at the
-#      backend's default matmul precision (TF32 on H100/H200; the peak matmul is measured
-#      the same way, so "% of peak" compares like with like);
-#   2. dcgan64_b256 with bfloat16 compute (float32 parameters, optimiser state, losses).
+# What it runs, stage by stage (a failed stage is logged and the next one still runs):
+#   1. benchmarks/run.py over every case (mnist_mmd_b100, dcgan64_b64, dcgan64_b256,
+#      wgan_gp, vtgan, sweep8) in float32 at the backend's default matmul precision
+#      (TF32 on H100/H200; the peak matmul is measured the same way, so "% of peak"
+#      compares like with like), jaxgan and torch_reference.py (eager; torch.compile in
+#      the first round) alternated;
+#   2. benchmarks/torch_variants.py: PyTorch's faster settings for the same three torch
+#      cases (TF32 + channels_last; bf16 autocast), the "best PyTorch" of the targets;
+#   3. run.py over dcgan64_b256 and dcgan64_b64 with bfloat16 compute (float32
+#      parameters, optimiser state, losses) against torch eager;
+#   4. (informative, 90 s cap, --no-tests skips it) tests/test_{kernels,layers,bf16,steps}.py
+#      on the GPU.
 # Results: $OUT if set (the device tool's output folder), else benchmarks/results/, as
-# <date>-<device>.{json,md} and <date>-<device>-bf16.{json,md}; the log beside them.
+# <date>-<device>.{json,md}, <date>-<device>-bf16.{json,md} and
+# <date>-torch-variants.json; the log (gpu_sh.log) beside them.
 #
 # The torch peer: torch_reference.py is looked for at $TORCH_REF, ../shared/bench/,
 # shared/bench/ and .carry/ (in that order); without it, or without a CUDA torch, the
@@ -21,8 +27,8 @@
 # development machine (once), then carry `.carry` with the device tool's run:
 #   bash benchmarks/gpu.sh --prepare        # copies torch_reference.py, downloads the wheel
 #   # device tool: run(command="bash benchmarks/gpu.sh", carry=[".carry"], timeout_s=600)
-# Sized to end in ~5-8 minutes on one H100 with the defaults below (20 steps x 2 rounds,
-# torch.compile timed in the first round only).
+# Defaults: 50 steps x 2 rounds per side, torch.compile in the first round only and given
+# up after 150 s; sized for ~6 minutes on one H100/H200.
 #
 # Checked on CPU: `bash benchmarks/gpu.sh --dry-run` parses everything and prints the
 # plan; `bash benchmarks/gpu.sh --allow-cpu --cases mnist_mmd_b100 --steps 1 --rounds 1
@@ -32,8 +38,10 @@ set -euo pipefail
 REPO="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 cd "$REPO"
 PY="${PYTHON:-python3}"
-STEPS=20
+STEPS=50
 ROUNDS=2
+COMPILE_TIMEOUT=150
+TESTS=1
 CASES=all
 DRY=0
 ALLOW_CPU=0
@@ -47,6 +55,8 @@ while [[ $# -gt 0 ]]; do
     --steps) STEPS="$2"; shift ;;
     --rounds) ROUNDS="$2"; shift ;;
     --cases) CASES="$2"; shift ;;
+    --compile-timeout) COMPILE_TIMEOUT="$2"; shift ;;
+    --no-tests) TESTS=0 ;;
     *) EXTRA+=("$1") ;;
   esac
   shift
@@ -91,14 +101,20 @@ fi
 # memory pool: cap jax's pool (default 75% of the GPU) so torch has room.
 export XLA_PYTHON_CLIENT_MEM_FRACTION="${XLA_PYTHON_CLIENT_MEM_FRACTION:-0.6}"
 # torch on the GPU runs with its default threads (--threads 0); the jax side uses the GPU.
-COMMON=(--steps "$STEPS" --rounds "$ROUNDS" --threads 0 --out "$OUTDIR" "${REF_ARGS[@]}")
+COMMON=(--steps "$STEPS" --rounds "$ROUNDS" --threads 0 --compile-timeout "$COMPILE_TIMEOUT"
+        --out "$OUTDIR" "${REF_ARGS[@]}")
 RUN_ALL=("$PY" benchmarks/run.py --cases "$CASES" "${COMMON[@]}" "${EXTRA[@]}")
-RUN_BF16=("$PY" benchmarks/run.py --cases dcgan64_b256 --dtype bfloat16 "${COMMON[@]}" "${EXTRA[@]}")
+RUN_BF16=("$PY" benchmarks/run.py --cases dcgan64_b256,dcgan64_b64 --dtype bfloat16 --no-compile
+          "${COMMON[@]}" "${EXTRA[@]}")
+RUN_VARIANTS=("$PY" benchmarks/torch_variants.py --steps "$STEPS"
+              ${TORCH_REF_FOUND:+--torch-ref "$TORCH_REF_FOUND"})
 
 if [[ $DRY == 1 ]]; then
   echo "plan (results to $OUTDIR):"
   echo "  ${RUN_ALL[*]}"
+  echo "  ${RUN_VARIANTS[*]} > $OUTDIR/<date>-torch-variants.json"
   echo "  ${RUN_BF16[*]}"
+  [[ $TESTS == 1 ]] && echo "  timeout 90 $PY -m pytest -q tests/test_kernels.py tests/test_layers.py tests/test_bf16.py tests/test_steps.py (GPU, informative)"
   "${RUN_ALL[@]}" --dry-run
   "${RUN_BF16[@]}" --dry-run
   exit 0
@@ -111,12 +127,29 @@ if [[ "$BACKEND" != "gpu" && "$BACKEND" != "cuda" && $ALLOW_CPU == 0 ]]; then
 fi
 
 mkdir -p "$OUTDIR"
+STAMP="$(date -u +%Y-%m-%d)"
+# Each stage runs even if an earlier one failed (its error is in the log); the exit
+# status is that of the first failure.
+STATUS=0
+stage() {
+  echo "== stage: $*"
+  "$@" || { rc=$?; echo "== stage failed (exit $rc): $1 ${2:-}"; [[ $STATUS != 0 ]] || STATUS=$rc; }
+}
 {
   echo "== $(date -u +%FT%TZ) gpu.sh on backend $BACKEND"
   command -v nvidia-smi > /dev/null && nvidia-smi -L || true
-  "$PY" -c 'import jax; print("jax", jax.__version__, jax.devices())'
+  "$PY" -c 'import jax, flax, optax; print("jax", jax.__version__, "flax", flax.__version__, "optax", optax.__version__, jax.devices())'
   "$PY" -c 'import torch; print("torch", torch.__version__, "cuda", torch.cuda.is_available())' || true
   export PYTHONUNBUFFERED=1
-  "${RUN_ALL[@]}"
-  "${RUN_BF16[@]}"
+  stage "${RUN_ALL[@]}"
+  if [[ -n "$TORCH_REF_FOUND" ]]; then
+    stage bash -c '"$@" > "'"$OUTDIR/$STAMP"'-torch-variants.json"' _ "${RUN_VARIANTS[@]}"
+  fi
+  stage "${RUN_BF16[@]}"
+  if [[ $TESTS == 1 ]]; then  # informative: the suite's float64-reference tests on the GPU
+    stage timeout 90 "$PY" -m pytest -q -p no:cacheprovider tests/test_kernels.py tests/test_layers.py tests/test_bf16.py tests/test_steps.py
+  fi
+  echo "== $(date -u +%FT%TZ) gpu.sh done (status $STATUS)"
+  exit "$STATUS"
 } 2>&1 | tee -a "$LOG"
+exit "${PIPESTATUS[0]}"

@@ -10,8 +10,9 @@ peers (eager, and torch.compile in the first --compile-rounds rounds) alternatel
 both sides see the same machine state; see step_speed.py for every option. The
 results go to `<out>/<date>-<device>[-<dtype>][-<tag>].json` (default out:
 benchmarks/results/) and the same name with .md holds the markdown table, which is also
-printed. Cases that are unknown or cannot run here (e.g. a conv_impl override on a net
-without one) are skipped with the reason, in the table's notes and the JSON's "skipped".
+printed; both are rewritten after every case. Cases that are unknown, cannot run here
+(e.g. a conv_impl override on a net without one) or fail are skipped with the reason,
+in the table's notes and the JSON's "skipped".
 
 Columns: jaxgan img/s (real training images consumed per second), ms/step, compile s
 (tracing + XLA, no execution), GFLOP/s (XLA's FLOP count of the step / step time), % of
@@ -26,6 +27,7 @@ import json
 import pathlib
 import sys
 import time
+import traceback
 from typing import Any
 
 import step_speed
@@ -103,6 +105,7 @@ def main(argv=None) -> dict[str, Any]:
   report = {'date': time.strftime('%Y-%m-%d %H:%M'), 'device': step_speed.device_name(jax),
             'jax': jax.__version__, 'torch': None, 'dtype': dtype, 'steps': args.steps,
             'rounds': args.rounds, 'command': command, 'cases': {}, 'skipped': {}}
+  out.mkdir(parents=True, exist_ok=True)
   for name in names:
     print(f'== {name}', flush=True)
     try:
@@ -110,14 +113,19 @@ def main(argv=None) -> dict[str, Any]:
     except step_speed.CaseUnavailable as e:
       print(f'{name}: skipped: {e}', flush=True)
       report['skipped'][name] = str(e)
-      continue
-    step_speed.print_table(res)
-    report['cases'][name] = res
-    report['torch'] = report['torch'] or res['torch']
-  out.mkdir(parents=True, exist_ok=True)
-  table = markdown(report)
-  (out / f'{stem}.json').write_text(json.dumps(report, indent=1) + '\n')
-  (out / f'{stem}.md').write_text(table)
+    except Exception as e:  # pylint: disable=broad-except
+      # One broken case (e.g. an API change on another jax) must not cost the others'
+      # numbers: record it as skipped with the error and go on.
+      traceback.print_exc()
+      report['skipped'][name] = f'failed: {type(e).__name__}: {str(e).splitlines()[0][:200]}'
+    else:
+      step_speed.print_table(res)
+      report['cases'][name] = res
+      report['torch'] = report['torch'] or res['torch']
+    # Written after every case, so a run stopped part-way keeps what it measured.
+    table = markdown(report)
+    (out / f'{stem}.json').write_text(json.dumps(report, indent=1) + '\n')
+    (out / f'{stem}.md').write_text(table)
   print()
   print(table)
   print(f'wrote {out / (stem + ".json")} and {out / (stem + ".md")}')

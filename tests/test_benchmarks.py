@@ -77,3 +77,43 @@ def test_flops_counts_every_scan_iteration():
     assert ('unrolled' in source) == (n > 1)
   assert counts[1] == pytest.approx(2 * 16 ** 3, rel=0.01)
   assert counts[5] == pytest.approx(5 * counts[1], rel=0.01)
+
+
+def test_run_records_a_failing_case_and_still_measures_the_rest(tmp_path, monkeypatch):
+  real_measure = step_speed.measure
+
+  def measure(name, opts):
+    if name == 'sweep8':
+      raise RuntimeError('compiler exploded\nsecond line')
+    return real_measure(name, opts)
+  monkeypatch.setattr(step_speed, 'measure', measure)
+  report = run.main(['--cases', 'sweep8,mnist_mmd_b100', '--no-torch', '--steps', '1',
+                     '--rounds', '1', '--peak-size', '128', '--out', str(tmp_path)] + TINY)
+  assert list(report['cases']) == ['mnist_mmd_b100']
+  assert report['skipped'] == {'sweep8': 'failed: RuntimeError: compiler exploded'}
+  saved = json.loads(next(tmp_path.glob('*.json')).read_text())
+  assert saved['skipped'] == report['skipped'] and 'mnist_mmd_b100' in saved['cases']
+
+
+def test_flops_keeps_the_lower_bound_when_unrolling_fails(monkeypatch):
+  def chain(a, b):
+    return jax.lax.scan(lambda c, _: (c @ b, None), a, None, length=3)[0]
+  args = (jnp.ones((16, 16)), jnp.ones((16, 16)))
+  fn = jax.jit(chain)
+  monkeypatch.setattr(flops, '_unrolled', lambda jaxpr: 1 / 0)
+  count, source = flops.step_flops(fn, fn.lower(*args).compile(), args)
+  assert count == pytest.approx(2 * 16 ** 3, rel=0.01)  # the body counted once
+  assert 'ZeroDivisionError' in source and 'lower bound' in source
+
+
+def test_torch_variants_time_every_variant(capsys):
+  pytest.importorskip('torch', reason='torch is not installed (pip install torch==2.13.0)')
+  if not step_speed.DEFAULT_TORCH_REF.is_file():
+    pytest.skip(f'{step_speed.DEFAULT_TORCH_REF} not found (../shared beside the repo)')
+  import torch_variants  # pylint: disable=g-import-not-at-top
+  out = torch_variants.main(['--cases', 'mnist_mmd_b100', '--steps', '1', '--threads', '2'])
+  assert json.loads(capsys.readouterr().out.strip().splitlines()[-1]) == out
+  for variant in torch_variants.VARIANTS:
+    assert out[variant]['mnist_mmd_b100']['img_s'] > 0, out[variant]
+  with pytest.raises(SystemExit, match='unknown variant'):
+    torch_variants.main(['--variants', 'fp8'])
