@@ -28,7 +28,9 @@
 #   bash benchmarks/gpu.sh --prepare        # copies torch_reference.py, downloads the wheel
 #   # device tool: run(command="bash benchmarks/gpu.sh", carry=[".carry"], timeout_s=600)
 # Defaults: 50 steps x 2 rounds per side, torch.compile in the first round only and given
-# up after 150 s; sized for ~6 minutes on one H100/H200.
+# up after 150 s. Measured on one H200 (2026-11-26): mnist, dcgan64 x2 and wgan_gp took ~6
+# minutes with torch.compile, then XLA compiled the vtgan step for over 2 minutes (call
+# stopped at 450 s): in a short device call, pass --cases without vtgan.
 #
 # Checked on CPU: `bash benchmarks/gpu.sh --dry-run` parses everything and prints the
 # plan; `bash benchmarks/gpu.sh --allow-cpu --cases mnist_mmd_b100 --steps 1 --rounds 1
