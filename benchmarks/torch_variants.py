@@ -30,8 +30,7 @@ import pathlib
 import sys
 import time
 
-REPO = pathlib.Path(__file__).resolve().parents[1]
-DEFAULT_REF = REPO.parent / 'shared' / 'bench' / 'torch_reference.py'
+from step_speed import DEFAULT_TORCH_REF as DEFAULT_REF  # one place for the default path
 VARIANTS = ('default', 'tf32_cl', 'bf16_cl')
 
 
