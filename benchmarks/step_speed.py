@@ -467,6 +467,18 @@ def print_table(res: dict[str, Any]) -> None:
       print(f"  torch {side}: {res[f'torch_{side}_note']}")
 
 
+def write_report(out: str, name: str, report: dict[str, Any], md: str) -> None:
+  """Writes <out>/<name>.json (the report) and <out>/<name>.md (its table), and says
+  where on stderr; nothing when out is '' (print only)."""
+  if not out:
+    return
+  stem = pathlib.Path(out) / name
+  stem.parent.mkdir(parents=True, exist_ok=True)
+  stem.with_suffix('.json').write_text(json.dumps(report, indent=1) + '\n')
+  stem.with_suffix('.md').write_text(md)
+  print(f'wrote {stem}.json and .md', file=sys.stderr)
+
+
 def add_common_args(p: argparse.ArgumentParser) -> None:
   """The options step_speed.py and run.py share (run.py passes them to `measure`)."""
   p.add_argument('--steps', type=int, default=20, help='timed steps per round and side')

@@ -41,8 +41,9 @@ def load_reference(path: pathlib.Path):
   return mod
 
 
-def time_case(ref, torch, case: str, variant: str, steps: int) -> dict:
-  """Seconds per D + G step of `case` under `variant`, the reference's step otherwise."""
+def make_step(ref, torch, case: str, variant: str):
+  """The D + G step of `case` under `variant` (the reference's step otherwise), as a
+  closure returning (loss_d, loss_g), and the batch size it trains on."""
   dev = ref.DEV
   torch.backends.cuda.matmul.allow_tf32 = variant != 'default'
   torch.backends.cudnn.allow_tf32 = True  # PyTorch's default; the reference runs with it
@@ -80,7 +81,13 @@ def time_case(ref, torch, case: str, variant: str, steps: int) -> dict:
     opt_g.step()
     return loss_d, loss_g
 
-  sync = torch.cuda.synchronize if dev == 'cuda' else (lambda: None)
+  return step, batch
+
+
+def time_case(ref, torch, case: str, variant: str, steps: int) -> dict:
+  """Seconds per D + G step of `case` under `variant` (make_step), after 5 warm-up steps."""
+  step, batch = make_step(ref, torch, case, variant)
+  sync = torch.cuda.synchronize if ref.DEV == 'cuda' else (lambda: None)
   for _ in range(5):
     losses = step()
   sync()

@@ -117,3 +117,69 @@ def test_torch_variants_time_every_variant(capsys):
     assert out[variant]['mnist_mmd_b100']['img_s'] > 0, out[variant]
   with pytest.raises(SystemExit, match='unknown variant'):
     torch_variants.main(['--variants', 'fp8'])
+
+
+def test_profile_step_accounts_for_the_whole_step_by_layer(tmp_path, capsys):
+  import profile_step  # pylint: disable=g-import-not-at-top
+  report = profile_step.main(['--case', 'mnist_mmd_b100', '--steps', '2', '--out',
+                              str(tmp_path)] + TINY)
+  jx = report['jaxgan']
+  assert report['torch'] is None and '--set' in report['torch_note']
+  # Every profiled op lands in one category; together they are the measured step time.
+  assert set(jx['categories']) == set(profile_step.CATEGORIES)
+  assert sum(jx['categories'].values()) == pytest.approx(jx['wall_ms_per_step'], rel=0.01)
+  assert sum(op['ms'] for op in jx['ops']) == pytest.approx(jx['wall_ms_per_step'], rel=0.01)
+  assert jx['categories']['convolution'] > 0 and jx['categories']['batchnorm'] > 0
+  # Both networks' layers, forward and backward, are attributed from the HLO metadata.
+  for layer in ('G UpConv_0 fwd', 'G UpConv_0 bwd', 'D Conv_1 fwd', 'D Conv_1 bwd'):
+    assert jx['layers'].get(layer, 0) > 0, (layer, jx['layers'])
+  files = sorted(p.name for p in tmp_path.iterdir())
+  assert [f.rsplit('.', 1)[1] for f in files] == ['json', 'md']
+  assert json.loads((tmp_path / files[0]).read_text())['jaxgan']['categories'] == jx['categories']
+  table = (tmp_path / files[1]).read_text()
+  assert '| convolution |' in table and '| G UpConv_0 bwd |' in table
+  assert table in capsys.readouterr().out
+
+
+def test_profile_step_names_layers_and_torch_ops():
+  import profile_step  # pylint: disable=g-import-not-at-top
+  layer = profile_step.jax_layer
+  assert layer('jit(s)/while/body/transpose(jvp(Generator28))/UpConv_0/dot_general') == 'G UpConv_0 bwd'
+  assert layer('jit(s)/jvp(Discriminator28)/Conv_1/conv_general_dilated') == 'D Conv_1 fwd'
+  assert layer('jit(s)/Generator64/BatchNorm_2/mul') == 'G BatchNorm_2 fwd'
+  assert layer('jit(s)/transpose(jvp())/dot_general') == ''
+  cat = profile_step.torch_category
+  assert cat('aten::convolution_backward') == cat('aten::mkldnn_convolution') == 'convolution'
+  assert cat('aten::mm') == cat('aten::addmm') == 'matmul'
+  assert cat('aten::native_batch_norm_backward') == 'batchnorm'
+  assert cat('aten::sqrt') == cat('aten::leaky_relu') == 'element-wise'
+  assert cat('aten::copy_') == 'data movement' and cat('aten::sum') == 'reduction'
+  assert cat('Optimizer.step#Adam.step') == 'optimizer'
+
+
+def test_profile_step_profiles_the_torch_reference():
+  pytest.importorskip('torch', reason='torch is not installed (pip install torch==2.13.0)')
+  if not step_speed.DEFAULT_TORCH_REF.is_file():
+    pytest.skip(f'{step_speed.DEFAULT_TORCH_REF} not found (../shared beside the repo)')
+  import profile_step  # pylint: disable=g-import-not-at-top
+  res = profile_step.profile_torch(step_speed.DEFAULT_TORCH_REF, 'mnist_mmd_b100', 1, 2)
+  assert res['categories']['convolution'] > 0 and res['categories']['batchnorm'] > 0
+  assert sum(res['categories'].values()) == pytest.approx(res['wall_ms_per_step'], rel=0.01)
+  assert any(op['op'] == 'aten::convolution_backward' for op in res['ops'])
+
+
+def test_xla_options_runs_each_option_and_records_a_rejected_flag(tmp_path, monkeypatch):
+  import xla_options  # pylint: disable=g-import-not-at-top
+  monkeypatch.setitem(xla_options.OPTIONS, 'bogus', (
+      'a flag no XLA knows', '--xla_cpu_no_such_flag_for_the_test=true', None))
+  report = xla_options.main(['--options', 'conv_matmul,bogus', '--steps', '1', '--rounds', '2',
+                             '--out', str(tmp_path)] + TINY)
+  assert report['options']['default']['ratio'] == 1.0
+  for name in ('default', 'conv_matmul'):
+    assert report['options'][name]['img_s'] > 0 and len(report['options'][name]['s_per_step']) == 2
+  assert report['options']['conv_matmul']['conv_impl'] == 'matmul'
+  assert 'error' in report['options']['bogus'] and 'img_s' not in report['options']['bogus']
+  md = next(tmp_path.glob('*.md')).read_text()
+  assert '| bogus |' in md and 'failed' in md
+  with pytest.raises(SystemExit, match='unknown option'):
+    xla_options.main(['--options', 'turbo'])

@@ -240,15 +240,59 @@ def dense(features: int, *, dtype: Any = None, **kwargs: Any) -> nn.Dense:
   return nn.Dense(features, dtype=dtype, dot_general=_dot, **kwargs)
 
 
+def _matmul_conv_plain(x: jax.Array, kernel: jax.Array, strides: tuple[int, int],
+                       pads: tuple[tuple[int, int], tuple[int, int]], precision: Any) -> jax.Array:
+  """im2col + one matmul: [N*Ho*Wo, kh*kw*C_in] @ [kh*kw*C_in, C_out] (JAX's autodiff)."""
+  kh, kw, c_in, c_out = kernel.shape
+  return _dot(_patches(x, kernel.shape, strides, pads), kernel.reshape(kh * kw * c_in, c_out),
+              (((3,), (0,)), ((), ())), precision)
+
+
+def _patches(x, kernel_shape, strides, pads):
+  kh, kw = kernel_shape[:2]
+  if (kh, kw) == (1, 1) and strides == (1, 1) and pads == ((0, 0), (0, 0)):
+    return x
+  return im2col(x, (kh, kw), strides, pads)
+
+
+@functools.partial(jax.custom_vjp, nondiff_argnums=(2, 3, 4))
 def _matmul_conv(x: jax.Array, kernel: jax.Array, strides: tuple[int, int],
                  pads: tuple[tuple[int, int], tuple[int, int]], precision: Any) -> jax.Array:
-  """im2col + one matmul: [N*Ho*Wo, kh*kw*C_in] @ [kh*kw*C_in, C_out]."""
+  """im2col + one matmul, with the weight gradient written as cols^T @ dy on an
+  explicitly transposed copy of the patches (`_matmul_conv_bwd`)."""
+  return _matmul_conv_plain(x, kernel, strides, pads, precision)
+
+
+def _matmul_conv_fwd(x, kernel, strides, pads, precision):
+  return _matmul_conv_plain(x, kernel, strides, pads, precision), (x, kernel)
+
+
+def _matmul_conv_bwd(strides, pads, precision, res, g):
+  """dx: JAX's own gradient of the forward (g @ W^T, then col2im). dW = cols^T @ g with
+  cols^T transposed on its own: left to XLA, the transposed operand of that matmul was
+  g, fused with its producer (the next layer's col2im and the activation's gradient)
+  into one cache-hostile transposing loop -- 619 ms of the 2.8 s DCGAN-64 step
+  (`benchmarks/profile_step.py`); this form halves D's first two layers' backward
+  (745 -> 360 ms, docs/performance.md)."""
+  x, kernel = res
   kh, kw, c_in, c_out = kernel.shape
-  if (kh, kw) == (1, 1) and strides == (1, 1) and pads == ((0, 0), (0, 0)):
-    cols = x
-  else:
-    cols = im2col(x, (kh, kw), strides, pads)
-  return _dot(cols, kernel.reshape(kh * kw * c_in, c_out), (((3,), (0,)), ((), ())), precision)
+  cols = _patches(x, kernel.shape, strides, pads).reshape(-1, kh * kw * c_in)
+  dw = _dot(jnp.transpose(cols), g.reshape(-1, c_out).astype(cols.dtype), (((1,), (0,)), ((), ())),
+            precision)
+  # (vjp, not linear_transpose: _dot's bfloat16 path is itself a custom VJP; XLA drops
+  # the unused forward product.)
+  dx = jax.vjp(lambda x: _matmul_conv_plain(x, kernel, strides, pads, precision), x)[1](g)[0]
+  return dx, dw.reshape(kernel.shape).astype(kernel.dtype)
+
+
+_matmul_conv.defvjp(_matmul_conv_fwd, _matmul_conv_bwd)
+MATMUL_CONV_VJP = True  # module switch read at trace time: False = JAX's autodiff (A/B)
+
+
+def _matmul_conv_any(x, kernel, strides, pads, precision):
+  if MATMUL_CONV_VJP:
+    return _matmul_conv(x, kernel, strides, pads, precision)
+  return _matmul_conv_plain(x, kernel, strides, pads, precision)
 
 
 def _xla_conv(x, kernel, strides, pads, precision):
@@ -295,7 +339,7 @@ def conv_input_grad(g: jax.Array, kernel: jax.Array, strides: tuple[int, int],
     dx = dx[:, :h, :wd]
     return jnp.pad(dx, ((0, 0), (0, h - dx.shape[1]), (0, wd - dx.shape[2]), (0, 0)))
   x_shape = jax.ShapeDtypeStruct((g.shape[0],) + tuple(in_hw) + (kernel.shape[2],), g.dtype)
-  return jax.linear_transpose(lambda x: _matmul_conv(x, kernel, strides, pads, precision),
+  return jax.linear_transpose(lambda x: _matmul_conv_plain(x, kernel, strides, pads, precision),
                               x_shape)(g)[0]
 
 
@@ -330,7 +374,7 @@ def conv2d(x: jax.Array, kernel: jax.Array, strides: Union[int, Sequence[int]] =
     return _xla_conv(x, kernel, strides, pads, precision)
   if impl == 'hybrid':
     return _hybrid_conv(x, kernel, strides, pads, precision)
-  return _matmul_conv(x, kernel, strides, pads, precision)
+  return _matmul_conv_any(x, kernel, strides, pads, precision)
 
 
 class Conv(nn.Module):
