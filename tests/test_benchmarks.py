@@ -183,3 +183,12 @@ def test_xla_options_runs_each_option_and_records_a_rejected_flag(tmp_path, monk
   assert '| bogus |' in md and 'failed' in md
   with pytest.raises(SystemExit, match='unknown option'):
     xla_options.main(['--options', 'turbo'])
+
+
+def test_upconv_grads_times_every_piece(capsys):
+  import upconv_grads  # pylint: disable=g-import-not-at-top
+  out = upconv_grads.main(['--batch', '2', '--reps', '1'])
+  assert len(out['jaxgan_ms']) == 5 and all(ms > 0 for ms in out['jaxgan_ms'].values())
+  if step_speed.torch_available():
+    assert set(out['torch_ms']) == {'forward', 'forward + dx + dw'}
+  assert json.loads(capsys.readouterr().out.strip().splitlines()[-1]) == out

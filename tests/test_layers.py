@@ -54,6 +54,22 @@ def test_resolve_conv_impl():
     layers.resolve_conv_impl('fft')
 
 
+def test_auto_upconv_avoids_xla_conv_when_the_kernel_outgrows_the_image():
+  # VT-GAN's first UpConv: 2x2 input, 5x5 stride 2 (3x3 sub-pixel taps). On CPU 'auto'
+  # takes the matmul form there (XLA's convolution was ~100x slower); same function.
+  rng = np.random.default_rng(0)
+  x, k = _rand(rng, 2, 2, 2, 6), _rand(rng, 5, 5, 6, 4)
+  prims = lambda x, k: str(jax.make_jaxpr(lambda x, k: layers.conv_transpose(x, k, 2))(x, k))
+  if jax.default_backend() == 'cpu':
+    assert 'conv_general_dilated' not in prims(x, k)
+    assert 'conv_general_dilated' in prims(_rand(rng, 2, 4, 4, 6), k)  # hybrid as before
+  with jax.enable_x64(True):
+    x, k = _rand(rng, 2, 2, 2, 6), _rand(rng, 5, 5, 6, 4)
+    want = jax.lax.conv_transpose(x, k, (2, 2), 'SAME', dimension_numbers=('NHWC', 'HWIO', 'NHWC'))
+    np.testing.assert_allclose(np.asarray(layers.conv_transpose(x, k, 2)), np.asarray(want),
+                               rtol=0, atol=TOL)
+
+
 def test_same_params_as_flax():
   """Conv / UpConv create nn.Conv's / nn.ConvTranspose's parameters: names, shapes,
   and (same key) values."""

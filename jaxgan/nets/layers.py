@@ -622,9 +622,17 @@ def conv_transpose(x: jax.Array, kernel: jax.Array, stride: int, impl: str = 'au
     'xla'     the sub-pixel form on XLA's convolution, and its autodiff.
     'matmul'  matmuls only: the sub-pixel im2col, or the col2im form when C_out is small.
     'hybrid'  XLA forward and input gradient, matmul weight gradient (custom VJP).
-    'auto'    'hybrid' on CPU, 'xla' elsewhere (see `resolve_conv_impl`).
+    'auto'    'hybrid' on CPU, 'xla' elsewhere (see `resolve_conv_impl`); on CPU
+              'matmul' when the sub-pixel kernel is larger than the input (below).
   """
-  impl = resolve_conv_impl(impl, transposed=True)
+  requested, impl = impl, resolve_conv_impl(impl, transposed=True)
+  if (requested == 'auto' and impl == 'hybrid'
+      and _phase_taps(kernel.shape[0], stride)[0] > min(x.shape[1], x.shape[2])):
+    # XLA:CPU's convolution takes a pathological path when its kernel is larger than
+    # the image: VT-GAN's first UpConv (2x2x512 input, 5x5 stride 2: 3x3 sub-pixel
+    # taps) ran 3,771 ms forward against 37 ms as im2col + matmul, 90% of the VT-GAN
+    # step (benchmarks/profile_step.py --case vtgan; docs/performance.md).
+    impl = 'matmul'
   if impl == 'xla':
     return subpixel_conv_transpose(x, kernel, stride, precision, conv_impl='xla')
   if impl == 'hybrid':
