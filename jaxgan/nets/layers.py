@@ -272,8 +272,8 @@ def _matmul_conv_bwd(strides, pads, precision, res, g):
   cols^T transposed on its own: left to XLA, the transposed operand of that matmul was
   g, fused with its producer (the next layer's col2im and the activation's gradient)
   into one cache-hostile transposing loop -- 619 ms of the 2.8 s DCGAN-64 step
-  (`benchmarks/profile_step.py`); this form halves D's first two layers' backward
-  (745 -> 360 ms, docs/performance.md)."""
+  (`benchmarks/profile_step.py`); with this form the step runs 1.30x faster
+  (`benchmarks/switch_ab.py --switch MATMUL_CONV_VJP`, docs/performance.md)."""
   x, kernel = res
   kh, kw, c_in, c_out = kernel.shape
   cols = _patches(x, kernel.shape, strides, pads).reshape(-1, kh * kw * c_in)
@@ -630,8 +630,8 @@ def conv_transpose(x: jax.Array, kernel: jax.Array, stride: int, impl: str = 'au
       and _phase_taps(kernel.shape[0], stride)[0] > min(x.shape[1], x.shape[2])):
     # XLA:CPU's convolution takes a pathological path when its kernel is larger than
     # the image: VT-GAN's first UpConv (2x2x512 input, 5x5 stride 2: 3x3 sub-pixel
-    # taps) ran 3,771 ms forward against 37 ms as im2col + matmul, 90% of the VT-GAN
-    # step (benchmarks/profile_step.py --case vtgan; docs/performance.md).
+    # taps) took 3.9 s per forward, 90% of the VT-GAN step (benchmarks/profile_step.py
+    # --case vtgan); with the matmul form the step runs 5.9x faster (docs/performance.md).
     impl = 'matmul'
   if impl == 'xla':
     return subpixel_conv_transpose(x, kernel, stride, precision, conv_impl='xla')
