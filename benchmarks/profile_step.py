@@ -116,8 +116,6 @@ class Hlo:
       kind = 'matmul'
     elif any(k in op_name for k in _RNG):
       kind = 'rng'
-    elif not layer and re.search(r'adam|optax|opt_state', op_name):
-      kind = 'optimizer'
     elif ops & {'reduce', 'reduce-window', 'select-and-scatter'}:
       kind = 'reduction'
     elif ops and ops <= _MOVES:
@@ -291,7 +289,8 @@ def markdown(report: dict[str, Any], top: int) -> str:
            'under the profiler. convolution: all a convolution layer runs (jaxgan: XLA '
            'convolutions, im2col/col2im matmuls and patch copies; PyTorch: its aten '
            'convolution ops, oneDNN reorders included); matmul: dense layers and MMD; '
-           'batchnorm: BatchNorm layers; the rest by what the operation computes:', '']
+           'batchnorm: BatchNorm layers; the rest by what the operation computes (XLA '
+           "fuses jaxgan's Adam update into element-wise ops, so its optimizer row stays 0):", '']
   head = '| category | jaxgan ms | jaxgan % |' + (' torch eager ms | torch % | jaxgan / torch |' if th else '')
   lines += [head, '|' + '---|' * (head.count('|') - 1)]
   for c in CATEGORIES + ('total',):
@@ -364,10 +363,8 @@ def main(argv=None) -> dict[str, Any]:
   else:
     print(f'profiling torch eager {case["torch_case"]} ({args.steps} steps)...', file=sys.stderr, flush=True)
     report['torch'] = profile_torch(ref, case['torch_case'], args.steps, args.threads)
-  md = markdown(report, args.top)
-  print(md)
-  step_speed.write_report(args.out, f"{datetime.date.today():%Y-%m-%d}-"
-                          f"{step_speed.device_slug(jax)}-profile-{args.case}", report, md)
+  step_speed.publish_report(args.out, step_speed.device_slug(jax), 'profile', args.case,
+                            report, markdown(report, args.top))
   return report
 
 

@@ -467,12 +467,14 @@ def print_table(res: dict[str, Any]) -> None:
       print(f"  torch {side}: {res[f'torch_{side}_note']}")
 
 
-def write_report(out: str, name: str, report: dict[str, Any], md: str) -> None:
-  """Writes <out>/<name>.json (the report) and <out>/<name>.md (its table), and says
-  where on stderr; nothing when out is '' (print only)."""
+def publish_report(out: str, slug: str, kind: str, case: str, report: dict[str, Any],
+                   md: str) -> None:
+  """Prints the markdown table and writes <out>/<date>-<slug>-<kind>-<case>.json (the
+  report) and .md (the table), saying where on stderr; out '' only prints."""
+  print(md)
   if not out:
     return
-  stem = pathlib.Path(out) / name
+  stem = pathlib.Path(out) / f'{time.strftime("%Y-%m-%d")}-{slug}-{kind}-{case}'
   stem.parent.mkdir(parents=True, exist_ok=True)
   stem.with_suffix('.json').write_text(json.dumps(report, indent=1) + '\n')
   stem.with_suffix('.md').write_text(md)

@@ -193,10 +193,8 @@ def main(argv=None) -> dict[str, Any]:
             'steps': args.steps, 'rounds': args.rounds, 'overrides': args.set or [],
             'options': options,
             'command': 'python benchmarks/xla_options.py ' + ' '.join(argv if argv is not None else sys.argv[1:])}
-  md = markdown(report)
-  print(md)
-  step_speed.write_report(args.out, f"{datetime.date.today():%Y-%m-%d}-{info['slug']}"
-                          f"-xla-options-{args.case}", report, md)
+  step_speed.publish_report(args.out, info['slug'], 'xla-options', args.case, report,
+                            markdown(report))
   return report
 
 
