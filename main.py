@@ -63,11 +63,8 @@ def _parse_flags(argv):
 def main(argv):
   if len(argv) > 1:
     _fail(f'unexpected arguments {argv[1:]}; overrides look like --config.train.eta=5')
-  logging.set_verbosity(logging.INFO)
-  # Orbax logs every step of every save at INFO; keep its warnings, drop the chatter.
-  logging.get_absl_handler().addFilter(
-      lambda r: r.levelno >= logging.converter.STANDARD_WARNING
-      or ('orbax' not in r.pathname and 'xla_bridge' not in r.pathname))
+  from jaxgan import logs  # pylint: disable=g-import-not-at-top
+  logs.setup()
   from jaxgan import train  # pylint: disable=g-import-not-at-top  (after flag parsing: fast --help)
   from jaxgan.errors import UserError  # pylint: disable=g-import-not-at-top
   from jaxgan import parallel  # pylint: disable=g-import-not-at-top

@@ -35,7 +35,9 @@ def get_config() -> ml_collections.ConfigDict:
       real_label=1.0,                                     # < 1: one-sided label smoothing (S9)
       eta=0.0,                                            # weight of MMD^2 on D features (S4)
       mmd_sigmas=(1.0, 2.0, 4.0, 8.0, 16.0),
-      mmd_estimator='unbiased',                           # unbiased | biased
+      mmd_estimator='unbiased',                           # unbiased | biased | seed000 (the seed's formula)
+      mmd_fake='g_step',                                  # MMD^2 on G's fake batch | d_step: the D step's (seed 000)
+      noise_period=0,                                     # > 0: reuse the noise of step s mod this (seed 000: 600)
       feature_matching=0.0,                               # weight of feature matching in G's loss (S9)
       adversarial_weight=1.0,                             # weight of G's adversarial loss
       gp_weight=0.0,                                      # WGAN-GP lambda (S6)

@@ -137,7 +137,8 @@ def _histogram(probs: np.ndarray) -> dict:
 
 
 class CollapseMonitor:
-  """Classifies the fixed-noise samples each epoch: histogram, KL to uniform, classes hit.
+  """Classifies the fixed-noise samples each epoch: histogram, KL to uniform, classes hit
+  and the Inception-style score of those samples (`monitor_score`, one split).
 
   Active for one-channel image data when a classifier is found (see `classifier_dir`);
   otherwise `active` is False and the reason is logged once.
@@ -165,7 +166,9 @@ class CollapseMonitor:
     default the monitor's own config)."""
     images = generate(config or self.config, state, sample_fn, self.num)
     probs, _ = metrics.classify(self.net.apply_fn, self.net.params, self.net.prepare(images))
-    return _histogram(probs)
+    # One split: the per-epoch curve tracks the trend; --mode=eval gives the 10-split score.
+    score, _ = metrics.inception_score(probs, splits=1)
+    return {**_histogram(probs), 'monitor_score': float(score)}
 
 
 def restore_run(config: Any, workdir: pathlib.Path):
@@ -240,7 +243,9 @@ def evaluate(config: Any, workdir: str) -> dict:
   if is_toy:
     stats = toy.mode_stats(fake, config.data.name)
     numbers = {'modes_covered': int(stats['modes_covered']),
-               'high_quality': float(stats['high_quality_fraction'])}
+               'high_quality': float(stats['high_quality_fraction']),
+               'mode_kl_uniform': stats['mode_kl_uniform'],
+               'mode_counts': stats['per_mode_counts'].tolist()}
     protocol = {'metric': 'PacGAN mode counts', 'num_samples': n, **common}
   else:
     labels = np.asarray(systems.eval_inputs(config, n)[1]) if systems.is_conditional(config) else None

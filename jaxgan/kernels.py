@@ -17,7 +17,7 @@ import jax
 import jax.numpy as jnp
 
 MMD_SIGMAS = (1.0, 2.0, 4.0, 8.0, 16.0)
-ESTIMATORS = ('unbiased', 'biased')
+ESTIMATORS = ('unbiased', 'biased', 'seed000')
 
 
 def pairwise(fn: Callable[[jax.Array, jax.Array], jax.Array]) -> Callable:
@@ -57,6 +57,10 @@ def mmd2_from_kernels(kxx: jax.Array, kyy: jax.Array, kxy: jax.Array,
 
   'unbiased' excludes the diagonals of kxx and kyy (a U-statistic, needs n, m >= 2;
   can be negative); 'biased' is the V-statistic (>= 0, zero for identical samples).
+  'seed000' is seed 000's formula as printed (section 4.1): every block sums over
+  i != j only (the cross block included, so n must equal m) and divides by
+  C(n, 2) = n(n - 1) / 2 instead of n(n - 1), which is twice the U-statistic with the
+  cross block's diagonal dropped.
   """
   n, m = kxx.shape[0], kyy.shape[0]
   if estimator == 'unbiased':
@@ -65,6 +69,13 @@ def mmd2_from_kernels(kxx: jax.Array, kyy: jax.Array, kxy: jax.Array,
   elif estimator == 'biased':
     xx = jnp.mean(kxx)
     yy = jnp.mean(kyy)
+  elif estimator == 'seed000':
+    if n != m:
+      raise ValueError(f"the 'seed000' MMD estimator pairs x_i with y_i: it needs equal "
+                       f'batches, got {n} and {m}')
+    pairs = n * (n - 1) / 2
+    off = lambda k: jnp.sum(k) - jnp.trace(k)
+    return (off(kxx) + off(kyy) - 2.0 * off(kxy)) / pairs
   else:
     raise ValueError(f'unknown MMD estimator {estimator!r}; choose one of {ESTIMATORS}')
   return xx + yy - 2.0 * jnp.mean(kxy)

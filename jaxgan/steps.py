@@ -105,7 +105,9 @@ class StepSpec:
   real_target: float = 1.0              # one-sided label smoothing (Salimans 2016): 0.9
   eta: float = 0.0                      # weight of MMD^2 on D features (seed 000)
   sigmas: tuple[float, ...] = (1.0, 2.0, 4.0, 8.0, 16.0)
-  estimator: str = 'unbiased'
+  estimator: str = 'unbiased'          # unbiased | biased | seed000 (kernels.mmd2_from_kernels)
+  mmd_fake: str = 'g_step'              # MMD^2's fake batch: G's own (g_step) or the D step's noise (d_step)
+  noise_period: int = 0                 # > 0: step s draws the noise of step s mod noise_period
   feature_matching: float = 0.0         # weight of |E f(real) - E f(fake)|^2 in G's loss
   adversarial_weight: float = 1.0       # weight of G's adversarial loss (0 with pure feature matching)
   gp_weight: float = 0.0                # lambda of the WGAN-GP gradient penalty
@@ -178,7 +180,9 @@ def gan_step(state: GANState, batch: dict, key: jax.Array, *, models: Models,
     batch = {'images': batch[None]}
   images = batch['images']
   n = images.shape[1]
-  k_d, k_g = jax.random.split(jax.random.fold_in(key, state.step))
+  # Seed 000's literal protocol reuses epoch 1's per-minibatch noise every epoch.
+  noise_step = state.step % spec.noise_period if spec.noise_period else state.step
+  k_d, k_g = jax.random.split(jax.random.fold_in(key, noise_step))
   cond = spec.num_classes > 0
 
   # Virtual batch norm's reference batch: one noise batch fixed for the run (the key
@@ -195,9 +199,11 @@ def gan_step(state: GANState, batch: dict, key: jax.Array, *, models: Models,
     out, stats = generate(gen, params, batch_stats, z, z_ref=z_ref)
     return out, stats, None
 
+  def d_keys(j):  # (fake noise, penalty, dropout) keys of D update j
+    return jax.random.split(jax.random.fold_in(k_d, j), 3)
+
   def d_update(disc_state, j):
-    k = jax.random.fold_in(k_d, j)
-    k_fake, k_gp, k_drop = jax.random.split(k, 3)
+    k_fake, k_gp, k_drop = d_keys(j)
     real = to_unit_range(images[j])
     fake, _, fake_y = make_fake(state.gen.params, state.gen.batch_stats, k_fake)
     fake = jax.lax.stop_gradient(fake)
@@ -249,7 +255,15 @@ def gan_step(state: GANState, batch: dict, key: jax.Array, *, models: Models,
       aux = {'g_adv': adv}
       loss = val('adversarial_weight') * adv
       if spec.eta:
-        mmd2 = kernels.mmd2(fo['features'], jax.lax.stop_gradient(ro['features']),
+        mmd_fo = fo
+        if spec.mmd_fake == 'd_step':
+          # Seed 000's algorithm takes MMD^2 between the features of the D step's fake
+          # batch and real batch: G regenerates that batch from the D step's noise with
+          # its current parameters, so the term still has a gradient for G.
+          fake_d, _, _ = make_fake(params, gen_state.batch_stats, d_keys(spec.n_disc - 1)[0])
+          _, mmd_fo, _ = disc_pair(disc, disc_state.params, disc_state.batch_stats, real,
+                                   fake_d, mode=spec.disc_batches, rngs=rngs)
+        mmd2 = kernels.mmd2(mmd_fo['features'], jax.lax.stop_gradient(ro['features']),
                             spec.sigmas, spec.estimator)
         loss, aux['mmd2'] = loss + val('eta') * mmd2, mmd2
       if spec.feature_matching:

@@ -63,7 +63,8 @@ def create_state(config: Any, models: steps.Models, data_shape: tuple[int, ...])
   gen_args = (jnp.zeros((2, config.model.latent_dim), jnp.float32),)
   if is_conditional(config):
     gen_args += (jnp.zeros((2,), jnp.int32),)
-  x = jnp.zeros((2,) + tuple(data_shape), jnp.float32)
+  # Two examples, or two packs of model.pack examples for a packed D (PacGAN).
+  x = jnp.zeros((2 * config.model.get('pack', 1),) + tuple(data_shape), jnp.float32)
   return GANState(step=jnp.zeros((), jnp.int32),
                   gen=_init_net(models.gen, k_gen, gen_args, models.tx_gen),
                   disc=_init_net(models.disc, k_disc, (x,), models.tx_disc))
@@ -96,6 +97,7 @@ def step_spec(config: Any) -> steps.StepSpec:
       n_disc=t.n_disc, n_gen=t.n_gen, d_loss=t.d_loss, g_loss=t.g_loss,
       real_target=float(t.real_label), eta=float(t.eta),
       sigmas=tuple(float(s) for s in t.mmd_sigmas), estimator=t.mmd_estimator,
+      mmd_fake=t.mmd_fake, noise_period=int(t.noise_period),
       feature_matching=float(t.feature_matching), adversarial_weight=float(t.adversarial_weight),
       gp_weight=float(t.gp_weight), clip=float(t.clip),
       num_classes=int(config.model.get('num_classes', 0)),
@@ -107,6 +109,25 @@ def _choice(name: str, value: Any, allowed) -> None:
     raise UserError(f'{name} must be one of {sorted(allowed)}, got {value!r}')
 
 
+def _check_pack(config: Any) -> None:
+  """model.pack (PacGAN): D judges packs of m samples of the real batch and of the fake
+  batch, each packed on its own, so m must divide the batch."""
+  m = config.model.get('pack', 1)
+  if not isinstance(m, int) or m < 1:
+    raise UserError(f'model.pack must be an integer >= 1 (1: no packing), got {m!r}')
+  if m == 1:
+    return
+  if config.data.batch_size % m:
+    raise UserError(f'data.batch_size ({config.data.batch_size}) must be divisible by model.pack '
+                    f'({m}): D packs the real batch and the fake batch {m} samples at a time')
+  if is_conditional(config):
+    raise UserError('model.pack needs an unconditional model: a pack of samples has no single '
+                    'class label; set --config.model.pack=1')
+  if config.train.gp_weight:
+    raise UserError('model.pack does not work with train.gp_weight: the penalty differentiates '
+                    'the critic one example at a time; set --config.model.pack=1 or gp_weight=0')
+
+
 def validate(config: Any) -> None:
   """Rejects config values that would fail deep inside a step, with a one-line hint."""
   t, d = config.train, config.data
@@ -116,6 +137,10 @@ def validate(config: Any) -> None:
     raise UserError(f'data.limit ({d.limit}) must be >= data.batch_size * train.n_disc '
                     f'({d.batch_size * t.n_disc})')
   _choice('train.mmd_estimator', t.mmd_estimator, kernels.ESTIMATORS)
+  _choice('train.mmd_fake', t.mmd_fake, ('g_step', 'd_step'))
+  if t.noise_period < 0:
+    raise UserError(f'train.noise_period must be >= 0 steps (0: fresh noise every step), '
+                    f'got {t.noise_period}')
   _choice('train.d_loss', t.d_loss, losses.DISC_LOSSES)
   _choice('train.g_loss', t.g_loss, losses.GEN_LOSSES)
   _choice('train.disc_batches', t.disc_batches, ('grouped', 'separate'))
@@ -139,6 +164,7 @@ def validate(config: Any) -> None:
   if config.model.get('minibatch_kernels', 0) and t.disc_batches != 'separate':
     raise UserError("minibatch discrimination compares a batch's examples with each other: "
                     "set --config.train.disc_batches=separate")
+  _check_pack(config)
   _choice('model.gen_norm', config.model.get('gen_norm', 'batch'), ('batch', 'virtual'))
   if t.class_smoothing and not is_conditional(config):
     raise UserError('train.class_smoothing smooths class labels: it needs a conditional model (num_classes > 0)')

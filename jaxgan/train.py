@@ -75,7 +75,9 @@ def _write_samples(config: Any, workdir: pathlib.Path, samples: np.ndarray, step
                    title=f'step {step}: {stats["modes_covered"]} modes, '
                          f'{100 * stats["high_quality_fraction"]:.1f}% high quality')
     return {'modes_covered': int(stats['modes_covered']),
-            'high_quality': float(stats['high_quality_fraction'])}
+            'high_quality': float(stats['high_quality_fraction']),
+            'mode_kl_uniform': stats['mode_kl_uniform'],
+            'mode_counts': stats['per_mode_counts'].tolist()}
   wd.save_png(workdir / 'samples' / f'step_{step:07d}.png', wd.image_grid(samples))
   return {}
 

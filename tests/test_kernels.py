@@ -100,3 +100,40 @@ def test_unknown_estimator_is_rejected():
   x, y = _samples()
   with pytest.raises(ValueError, match='unknown MMD estimator'):
     kernels.mmd2(x, y, SIGMAS, 'nope')
+
+
+def naive_seed000_mmd2(x, y, sigmas):
+  """Seed 000, section 4.1, term by term: sums over ordered pairs with distinct
+  indices, each divided by C(n, 2)."""
+  n = len(x)
+  assert len(y) == n
+  kxx, kyy, kxy = naive_kernel(x, x, sigmas), naive_kernel(y, y, sigmas), naive_kernel(x, y, sigmas)
+  pairs = n * (n - 1) / 2
+  total = 0.0
+  for i in range(n):
+    for j in range(n):
+      if i != j:
+        total += (kxx[i, j] - 2.0 * kxy[i, j] + kyy[i, j]) / pairs
+  return total
+
+
+@pytest.mark.parametrize('impl', ['matmul', 'vmap'])
+def test_seed000_estimator_matches_the_seeds_formula(impl):
+  x, y = _samples(n=8, m=8)
+  got = kernels.mmd2(x, y, SIGMAS, 'seed000', impl)
+  np.testing.assert_allclose(got, naive_seed000_mmd2(x, y, SIGMAS), rtol=1e-4, atol=1e-5)
+
+
+def test_seed000_estimator_is_twice_the_u_statistic_without_the_cross_diagonal():
+  x, y = _samples(n=8, m=8)
+  kxx, kyy, kxy = (naive_kernel(a, b, SIGMAS) for a, b in ((x, x), (y, y), (x, y)))
+  off = lambda k: k.sum() - np.trace(k)
+  u_no_diag = (off(kxx) + off(kyy) - 2 * off(kxy)) / (8 * 7)
+  np.testing.assert_allclose(kernels.mmd2(x, y, SIGMAS, 'seed000'), 2 * u_no_diag,
+                             rtol=1e-4, atol=1e-5)
+
+
+def test_seed000_estimator_needs_equal_batches():
+  x, y = _samples(n=7, m=9)
+  with pytest.raises(ValueError, match='equal'):
+    kernels.mmd2(x, y, SIGMAS, 'seed000')

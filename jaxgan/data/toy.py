@@ -177,6 +177,9 @@ def mode_stats(samples, name: str) -> dict:
       high_quality_fraction: float, high-quality samples / n (0.0 when n == 0).
       per_mode_counts: int64 [K], high-quality samples per mode, in `mixture_means` order.
       num_modes: int, K.
+      mode_kl_uniform: float, KL(p || uniform) in nats of the high-quality samples' mode
+        histogram p (0 when every mode is equally hit, log K when one mode holds all;
+        NaN when no sample is high quality).
   """
   means = mixture_means(name).astype(np.float64)
   radius = HIGH_QUALITY_STDS * mixture_std(name)
@@ -190,7 +193,14 @@ def mode_stats(samples, name: str) -> dict:
   # A NaN sample (a diverged generator) compares False here, so it never counts as high quality.
   good = d2[np.arange(len(x)), nearest] <= radius**2
   counts = np.bincount(nearest[good], minlength=len(means)).astype(np.int64)
+  if counts.sum():
+    p = counts / counts.sum()
+    hit = p > 0
+    kl = float(np.sum(p[hit] * np.log(p[hit] * len(means))))
+  else:
+    kl = float('nan')
   return {
+      'mode_kl_uniform': kl,
       'modes_covered': int((counts > 0).sum()),
       'high_quality_fraction': float(good.mean()) if len(x) else 0.0,
       'per_mode_counts': counts,

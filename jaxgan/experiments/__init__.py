@@ -1,0 +1,13 @@
+"""The seeds' experiments, run and reported by one command each.
+
+  python -m jaxgan.experiments run NAME --scale=cpu|full --out=DIR
+  python -m jaxgan.experiments report DIR... [--doc=docs/results.md]
+
+`run` trains every job of experiment NAME into DIR (resuming what an earlier call left)
+and writes DIR/results.json: every number with its protocol, commit, machine, scale and
+wall time. `report` turns results.json files into the tables and figures of
+docs/results.md. The experiments are listed in EXPERIMENTS (see each module's docstring).
+"""
+from jaxgan.experiments import seed000, toy2d
+
+EXPERIMENTS = {e.name: e for e in (seed000.EXPERIMENT, toy2d.EXPERIMENT)}

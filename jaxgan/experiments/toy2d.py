@@ -1,0 +1,123 @@
+"""toy2d: modes of the ring of 8 and the grid of 25 (the PacGAN 2-D protocol, SPEC S2).
+
+Every row trains 10 seeds as one vmapped sweep and scores 2,500 samples of each seed's
+fixed evaluation noise by the PacGAN rule (a sample is high quality within 3 std of its
+nearest mean; a mode is covered by one high-quality sample). All rows but the last use
+configs/toy2d_pacgan.py (PacGAN's networks and schedule) for the same number of epochs;
+the last is configs/toy2d.py, seed 004's own small MLPs, as it is.
+"""
+from __future__ import annotations
+
+import pathlib
+
+import numpy as np
+
+from jaxgan.experiments import report as rep
+from jaxgan.experiments.runner import Experiment, Job
+
+SEEDS = tuple(range(10))
+DATASETS = ('ring8', 'grid25')
+PACGAN = 'configs/toy2d_pacgan.py'
+# (job name, row label, config, overrides)
+ROWS = (
+    ('gan', 'GAN (non-saturating)', PACGAN, {}),
+    ('minimax', 'GAN (minimax)', PACGAN, {'train.g_loss': 'minimax'}),
+    # Gulrajani et al.'s optimiser and critic schedule; the maxout critic has no norm.
+    ('wgan_gp', 'WGAN-GP (lambda 10, 5 critic steps)', PACGAN,
+     {'train.d_loss': 'wasserstein', 'train.g_loss': 'wasserstein', 'train.gp_weight': 10.0,
+      'train.n_disc': 5, 'optim.b1': 0.5, 'optim.b2': 0.9}),
+    ('mmd', 'MMD-regularised (eta 10)', PACGAN, {'train.eta': 10.0}),
+    ('mbd', 'minibatch discrimination (100 x 5)', PACGAN,
+     {'model.minibatch_kernels': 100, 'model.minibatch_dim': 5, 'train.disc_batches': 'separate'}),
+    ('pac2', 'PacGAN2', PACGAN, {'model.pack': 2}),
+    ('pac4', 'PacGAN4', PACGAN, {'model.pack': 4}),
+    ('seed004', 'seed 004 config as it is', 'configs/toy2d.py', {}),
+)
+# PacGAN (Lin et al. 2018), table 2, as SPEC "Reference numbers" quotes it.
+PUBLISHED = {'gan': ((6.3, 98.2), (17.3, 94.8)), 'pac2': ((7.9, 95.6), (23.8, 91.3)),
+             'pac4': ((7.8, 95.9), (24.8, 93.6))}
+EPOCHS = {'full': 400, 'cpu': 3}
+
+
+def jobs(scale: str) -> list[Job]:
+  sweep = f'seed={",".join(str(s) for s in SEEDS)}'
+  out = []
+  for data in DATASETS:
+    for key, label, config, overrides in ROWS:
+      ov = {'data.name': data, **overrides}
+      if config == PACGAN:
+        ov['train.num_epochs'] = EPOCHS[scale]
+      out.append(Job(f'{data}_{key}', config, ov, sweep=sweep,
+                     labels={'row': key, 'label': label, 'data': data}))
+  return out
+
+
+def protocol(scale: str) -> dict:
+  return {
+      'question': 'how many modes of the ring of 8 / grid of 25 does each GAN variant cover?',
+      'seeds': len(SEEDS), 'samples_scored': 2500,
+      'pacgan_config': {'config': PACGAN, 'epochs': EPOCHS[scale], 'batch_size': 100,
+                        'training_points': 100_000},
+      'seed004_config': 'configs/toy2d.py as it is (10 epochs of 20,000 points, batch 10)',
+      'high_quality': 'within 3 std of the nearest mean; a mode is covered by >= 1 such sample',
+      'mode_kl': 'KL(p || uniform), nats, of the high-quality samples over the modes',
+      'reduced': scale != 'full',
+  }
+
+
+def report(results: dict, figures: pathlib.Path) -> str:
+  by_row: dict = {}
+  epochs = {}
+  for job in results['jobs'].values():
+    row, data = job['labels']['row'], job['labels']['data']
+    by_row.setdefault(row, {'label': job['labels']['label']})[data] = [m['final'] for m in job['members']]
+    epochs[row] = job['members'][0]['per_epoch'][-1]['epoch'] if job['members'][0]['per_epoch'] else 0
+  header = ['row', 'epochs', 'seeds', 'ring: modes (of 8)', 'ring: % HQ', 'ring: mode KL',
+            'grid: modes (of 25)', 'grid: % HQ', 'grid: mode KL', 'published ring', 'published grid']
+  rows = []
+  for key, label, _, _ in ROWS:
+    if key not in by_row:
+      continue
+    cells = [label, rep.num(epochs[key], 0)]
+    seeds = max(len(by_row[key].get(d, [])) for d in DATASETS)
+    cells.append(seeds)
+    for data in DATASETS:
+      finals = by_row[key].get(data, [])
+      cells += [rep.mean_std([f['modes_covered'] for f in finals], 1),
+                rep.mean_std([100 * f['high_quality'] for f in finals], 1),
+                rep.mean_std([f['mode_kl_uniform'] for f in finals], 2)]
+    pub = PUBLISHED.get(key)
+    cells += ([f'{pub[0][0]}, {pub[0][1]}%', f'{pub[1][0]}, {pub[1][1]}%'] if pub else ['-', '-'])
+    rows.append(cells)
+  lines = [rep.table(header, rows), '',
+           'Mean ± std over the seeds (every seed, not the best). Published: PacGAN (Lin et al. '
+           '2018) table 2, mean modes and % high quality after 400 epochs of the same networks.']
+  figures.mkdir(parents=True, exist_ok=True)
+  path = figures / f'toy2d_{results["scale"]}_seed0.png'
+  if _scatter_grid(results, path):
+    lines += ['', 'Seed 0 of each row at the end of training (rows as in the table; ring left, '
+              'grid right):', '', f'![toy2d samples]({rep.rel(path)})']
+  return '\n'.join(lines)
+
+
+def _scatter_grid(results: dict, path: pathlib.Path) -> bool:
+  from PIL import Image  # pylint: disable=g-import-not-at-top
+  base = pathlib.Path(results['_dir'])
+  tiles = []
+  for key, *_ in ROWS:
+    row = []
+    for data in DATASETS:
+      job = results['jobs'].get(f'{data}_{key}')
+      if not job or not job['members'][0]['per_epoch']:
+        return False
+      m = job['members'][0]
+      png = base / m['folder'] / 'samples' / f'step_{m["per_epoch"][-1]["step"]:07d}.png'
+      if not png.is_file():
+        return False
+      row.append(np.asarray(Image.open(png).convert('RGB').resize((240, 240))))
+    tiles.append(np.concatenate(row, axis=1))
+  Image.fromarray(np.concatenate(tiles, axis=0)).save(path)
+  return True
+
+
+EXPERIMENT = Experiment('toy2d', 'Toy 2-D: modes of the ring and the grid', jobs, protocol, report)
