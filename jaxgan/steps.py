@@ -137,9 +137,9 @@ def disc_pair(disc: nn.Module, params: Any, batch_stats: Any, real: jax.Array, f
   """
   variables = {'params': params, 'batch_stats': batch_stats}
   if mode == 'grouped':
-    n = real.shape[0]
     out, stats = _disc_outputs(disc, variables, jnp.concatenate([real, fake.astype(real.dtype)]),
                                groups=2, rngs=rngs)
+    n = out['logit'].shape[0] // 2  # rows per half: N, or N / m for a packed D (PacGAN)
     return ({k: v[:n] for k, v in out.items()}, {k: v[n:] for k, v in out.items()}, stats)
   real_out, stats = _disc_outputs(disc, variables, real, groups=1, rngs=rngs)
   fake_out, stats = _disc_outputs(disc, {'params': params, 'batch_stats': stats}, fake,

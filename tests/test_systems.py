@@ -20,6 +20,7 @@ SMALL = {
     'vanilla_gan': ['--config.model.gen_hidden=(32,32)', '--config.model.maxout_units=16',
                     '--config.data.batch_size=16', '--config.data.limit=640'],
     'toy2d': ['--config.data.toy_size=400'],
+    'toy2d_pacgan': ['--config.data.toy_size=4000'],
     'dcgan': ['--config.model.ngf=8', '--config.model.ndf=8', '--config.data.batch_size=8',
               '--config.data.limit=320', '--config.sample.num=16'],
     'dcgan_5x5': ['--config.model.ngf=8', '--config.model.ndf=8', '--config.data.batch_size=8',
@@ -54,7 +55,7 @@ def test_every_config_runs_20_steps(tmp_path, name, data_dir):
   proc = run_main(w, *SMALL[name], '--config.train.num_steps=20', '--config.log_every_steps=10',
                   config=name, data_dir=data_dir)
   records = _check_run(w, proc)
-  if name == 'toy2d':
+  if name.startswith('toy2d'):
     assert 'modes_covered' in records[-1] and 0 <= records[-1]['high_quality'] <= 1
   if name in ('acgan', 'vtgan'):
     assert 'd_class' in records[-1] and 'g_class' in records[-1]

@@ -3,6 +3,8 @@
 Every discriminator maps x [N, ...] to (logit [N], features [N, F]) or, with a class
 head, (logit, features, class_logits [N, K]); it takes `train` and `num_groups` (the
 number of equal batch groups normalised separately, see layers.BatchNorm).
+`model.pack` = m > 1 wraps the discriminator in pack.Packed: it then judges packs of m
+samples and returns one logit (and feature row) per pack, [N/m].
 """
 from __future__ import annotations
 
@@ -14,6 +16,7 @@ import jax.numpy as jnp
 from jaxgan.errors import UserError
 from jaxgan.nets import acgan, dcgan, mlp
 from jaxgan.nets.dcgan28 import Discriminator28, Generator28
+from jaxgan.nets.pack import Packed
 
 
 def _need(shape, ok: Callable[[tuple], bool], what: str, name: str) -> None:
@@ -65,8 +68,16 @@ def _toy(m, shape, num_classes, dtype):
           mlp.ToyDiscriminator(hidden=m.hidden, dtype=dtype))
 
 
+def _toy_pacgan(m, shape, num_classes, dtype):
+  _need(shape, lambda s: s == (2,), '2-D points', 'toy_pacgan')
+  return (mlp.PacGANToyGenerator(hidden=m.hidden, layers=m.gen_layers, dtype=dtype),
+          mlp.PacGANToyDiscriminator(units=m.maxout_units, pieces=m.maxout_pieces,
+                                     layers=m.disc_layers, minibatch_kernels=m.minibatch_kernels,
+                                     minibatch_dim=m.minibatch_dim, dtype=dtype))
+
+
 NETWORKS = {'dcgan28': _dcgan28, 'dcgan': _dcgan, 'acgan': _acgan, 'mlp_maxout': _mlp_maxout,
-            'toy': _toy}
+            'toy': _toy, 'toy_pacgan': _toy_pacgan}
 
 
 def build_networks(model: Any, data_shape: tuple[int, ...],
@@ -75,4 +86,6 @@ def build_networks(model: Any, data_shape: tuple[int, ...],
   if model.name not in NETWORKS:
     raise UserError(f'unknown model {model.name!r}: choose one of {sorted(NETWORKS)}')
   dtype = {'float32': None, 'bfloat16': jnp.bfloat16}[model.get('compute_dtype', 'float32')]
-  return NETWORKS[model.name](model, tuple(data_shape), num_classes, dtype)
+  gen, disc = NETWORKS[model.name](model, tuple(data_shape), num_classes, dtype)
+  m = model.get('pack', 1)
+  return (gen, Packed(disc, m)) if m > 1 else (gen, disc)

@@ -1,4 +1,5 @@
-"""Fully connected GANs: Goodfellow's maxout MNIST GAN (S1) and the 2-D toy GAN (S2).
+"""Fully connected GANs: Goodfellow's maxout MNIST GAN (S1), the 2-D toy GAN (S2) and
+PacGAN's 2-D networks (configs/toy2d_pacgan.py).
 
 `dtype` is the compute dtype (config.model.compute_dtype; None = float32): parameters
 stay float32 and every network output is returned as float32 for the losses.
@@ -6,15 +7,16 @@ stay float32 and every network output is returned as float32 for the losses.
 from __future__ import annotations
 
 import math
-from typing import Any, Sequence
+from typing import Any, Callable, Sequence
 
 import flax.linen as nn
 import jax
 import jax.numpy as jnp
 
-# dense: nn.Dense with float32 accumulation of bfloat16 matmuls (MaxoutDiscriminator has
-# a `layers` field, hence the direct import).
-from jaxgan.nets.layers import dense
+# dense: nn.Dense with float32 accumulation of bfloat16 matmuls (several modules have a
+# `layers` field, hence the direct imports).
+from jaxgan.nets.layers import BatchNorm, dcgan_init, dense
+from jaxgan.nets.tricks import MinibatchDiscrimination
 
 
 class Maxout(nn.Module):
@@ -22,10 +24,12 @@ class Maxout(nn.Module):
   units: int
   pieces: int
   dtype: Any = None
+  kernel_init: Callable | None = None   # None: nn.Dense's default
 
   @nn.compact
   def __call__(self, x: jax.Array) -> jax.Array:
-    h = dense(self.units * self.pieces, dtype=self.dtype)(x)
+    init = {} if self.kernel_init is None else {'kernel_init': self.kernel_init}
+    h = dense(self.units * self.pieces, dtype=self.dtype, **init)(x)
     return jnp.max(h.reshape(x.shape[0], self.units, self.pieces), axis=-1)
 
 
@@ -92,3 +96,57 @@ class ToyDiscriminator(nn.Module):
     h = nn.relu(dense(self.hidden, dtype=self.dtype)(x))
     logit = dense(1, dtype=self.dtype)(h)[:, 0]
     return logit.astype(jnp.float32), h.astype(jnp.float32)
+
+
+class PacGANToyGenerator(nn.Module):
+  """PacGAN's 2-D generator (Lin et al. 2018): z -> `layers` x [Linear(hidden, no bias)
+  -> BatchNorm -> ReLU] -> Linear(out_dim). Weights N(0, 0.02), biases 0, and BatchNorm
+  as their Blocks code has it (epsilon 1e-4, running averages updated at rate 0.05)."""
+  hidden: int = 400
+  layers: int = 4
+  out_dim: int = 2
+  dtype: Any = None
+
+  @nn.compact
+  def __call__(self, z: jax.Array, train: bool = True) -> jax.Array:
+    init = dcgan_init()
+    h = z
+    for _ in range(self.layers):
+      # No bias: BatchNorm's shift replaces it.
+      h = dense(self.hidden, use_bias=False, kernel_init=init, dtype=self.dtype)(h)
+      h = BatchNorm(use_running_average=not train, momentum=0.95, epsilon=1e-4,
+                    dtype=self.dtype)(h)
+      h = nn.relu(h)
+    return dense(self.out_dim, kernel_init=init, dtype=self.dtype)(h).astype(jnp.float32)
+
+
+class PacGANToyDiscriminator(nn.Module):
+  """PacGAN's 2-D discriminator: `layers` maxout layers (`units` x `pieces`) -> Linear(1)
+  -> (logit [N], features [N, units]); weights N(0, 0.02), no dropout (off in their code).
+
+  `minibatch_kernels` > 0 appends minibatch discrimination features (Salimans et al.
+  2016) to the last maxout layer before the logit; it compares the examples of a call,
+  so the step must feed real and fake separately (train.disc_batches='separate').
+  """
+  units: int = 200
+  pieces: int = 5
+  layers: int = 3
+  minibatch_kernels: int = 0
+  minibatch_dim: int = 5
+  dtype: Any = None
+
+  @nn.compact
+  def __call__(self, x: jax.Array, train: bool = True, num_groups: int = 1):
+    del train, num_groups  # no dropout and no batch statistics
+    init = dcgan_init()
+    h = x.reshape(x.shape[0], -1)
+    for _ in range(self.layers):
+      h = Maxout(self.units, self.pieces, dtype=self.dtype, kernel_init=init)(h)
+    feats = h.astype(jnp.float32)
+    if self.minibatch_kernels:
+      # float32 from here on, as in nets/acgan.py: the layer sums exponentials.
+      logit = dense(1, kernel_init=init)(
+          MinibatchDiscrimination(self.minibatch_kernels, self.minibatch_dim)(feats))
+    else:
+      logit = dense(1, kernel_init=init, dtype=self.dtype)(h)
+    return logit[:, 0].astype(jnp.float32), feats

@@ -1,0 +1,133 @@
+#!/usr/bin/env bash
+# The full-scale experiments (docs/results.md), time-boxed, on a machine with one GPU.
+#
+#   bash experiments/gpu.sh --prepare          # here, once: stage what the GPU machine lacks
+#   bash experiments/gpu.sh --dry-run          # validate every job, print the plan
+#   bash experiments/gpu.sh --smoke --allow-cpu  # one step per job, end to end, on a CPU
+#   # device tool: run(command="bash experiments/gpu.sh", carry=[".carry"], timeout_s=600)
+#
+# What it runs, in this order, within --budget-s seconds of wall time (default 480):
+#   1. seed000 at full scale: eta {0,5,10,15} x 3 seeds in one program per
+#      (protocol, feature_dim), 30 epochs, feature_dim 20 first (both protocols), then 10,
+#      then 30; --mode=eval on every member;
+#   2. toy2d at full scale: PacGAN's 400 epochs (400,000 steps) for each of the 16 rows x
+#      10 seeds. This does not fit in one short device call: it is here so that a longer
+#      GPU session runs it with the same command.
+# Each experiment runs under `timeout` with what is left of the budget; a job cut short
+# keeps its last per-epoch checkpoint, and results.json holds every job that finished.
+# Results: $OUT if set (the device tool's output folder), else results/: for each
+# experiment <name>_full/results.json and its runs' metrics, eval and sample PNGs
+# (checkpoints stay behind: too large to bring back), then the report's markdown, and
+# the log gpu_sh.log. Bring them here and run
+#   python -m jaxgan.experiments report results/seed000_full --doc=docs/results.md
+#
+# The GPU image lacks ml_collections and has no network: --prepare downloads its wheel
+# into .carry/wheels/ and copies MNIST ($JAXGAN_DATA_DIR, default ../shared/data) and
+# jaxgan's MNIST classifier (trained by configs/mnist_classifier.py) into .carry/.
+set -euo pipefail
+
+REPO="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
+cd "$REPO"
+PY="${PYTHON:-python3}"
+BUDGET=480
+MODE=run
+ALLOW_CPU=0
+EXPERIMENTS=(seed000 toy2d)
+while [[ $# -gt 0 ]]; do
+  case "$1" in
+    --prepare) MODE=prepare ;;
+    --dry-run) MODE=dry ;;
+    --smoke) MODE=smoke ;;
+    --allow-cpu) ALLOW_CPU=1 ;;
+    --budget-s) BUDGET="$2"; shift ;;
+    --experiments) IFS=, read -r -a EXPERIMENTS <<< "$2"; shift ;;
+    *) echo "experiments/gpu.sh: unknown option $1 (see the header of this file)" >&2; exit 2 ;;
+  esac
+  shift
+done
+
+CLASSIFIER_SRC="${JAXGAN_CLASSIFIER_DIR:-${XDG_CACHE_HOME:-$HOME/.cache}/jaxgan/classifiers}/mnist"
+if [[ $MODE == prepare ]]; then
+  DATA_SRC="${JAXGAN_DATA_DIR:-$REPO/../shared/data}"
+  [[ -d "$DATA_SRC/mnist" ]] || { echo "no MNIST at $DATA_SRC/mnist: set JAXGAN_DATA_DIR" >&2; exit 2; }
+  [[ -f "$CLASSIFIER_SRC/classifier.json" ]] || {
+    echo "no MNIST classifier at $CLASSIFIER_SRC: python main.py --config=configs/mnist_classifier.py --workdir=$CLASSIFIER_SRC" >&2; exit 2; }
+  mkdir -p .carry/wheels .carry/data .carry/classifiers
+  [[ -n "$(compgen -G '.carry/wheels/ml_collections-*.whl')" ]] || \
+    "$PY" -m pip download --no-deps --only-binary=:all: -d .carry/wheels ml_collections
+  rm -rf .carry/data/mnist .carry/classifiers/mnist
+  cp -r "$DATA_SRC/mnist" .carry/data/
+  cp -r "$CLASSIFIER_SRC" .carry/classifiers/
+  grep -qx '/.carry/' .git/info/exclude 2>/dev/null || echo '/.carry/' >> .git/info/exclude
+  du -sh .carry
+  exit 0
+fi
+
+# On the GPU machine: the carried wheel, data and classifier.
+if ! "$PY" -c 'import ml_collections' 2>/dev/null; then
+  if [[ -n "$(compgen -G '.carry/wheels/*.whl')" ]]; then
+    "$PY" -m pip install -q --no-index --no-deps --target /tmp/site .carry/wheels/*.whl
+    export PYTHONPATH="/tmp/site${PYTHONPATH:+:$PYTHONPATH}"
+  else
+    echo "ml_collections is missing and .carry/wheels/ has none: run 'bash experiments/gpu.sh --prepare' first" >&2
+    exit 2
+  fi
+fi
+[[ -d .carry/data/mnist ]] && export JAXGAN_DATA_DIR="${JAXGAN_DATA_DIR:-$REPO/.carry/data}"
+[[ -d .carry/classifiers/mnist ]] && export JAXGAN_CLASSIFIER_DIR="${JAXGAN_CLASSIFIER_DIR:-$REPO/.carry/classifiers}"
+export JAXGAN_DATA_DIR="${JAXGAN_DATA_DIR:-$REPO/../shared/data}"
+
+OUTDIR="${OUT:-$REPO/results}"
+RUNS="$REPO/results"          # training folders (with checkpoints) stay here
+SUFFIX=full
+FLAGS=()
+[[ $MODE == smoke ]] && { SUFFIX=smoke; FLAGS=(--smoke); }
+if [[ $MODE == dry ]]; then
+  for exp in "${EXPERIMENTS[@]}"; do
+    "$PY" -m jaxgan.experiments run "$exp" --scale=full --out="$RUNS/${exp}_full" --dry-run
+  done
+  echo "budget ${BUDGET}s; results to $OUTDIR; data $JAXGAN_DATA_DIR; classifier ${JAXGAN_CLASSIFIER_DIR:-$CLASSIFIER_SRC}"
+  exit 0
+fi
+
+BACKEND="$("$PY" -c 'import jax; print(jax.default_backend())')"
+if [[ "$BACKEND" != "gpu" && "$BACKEND" != "cuda" && $ALLOW_CPU == 0 ]]; then
+  echo "jax's backend is '$BACKEND', not a GPU: refusing to record CPU runs as full-scale GPU results (--allow-cpu to run anyway)" >&2
+  exit 2
+fi
+
+mkdir -p "$OUTDIR"
+LOG="$OUTDIR/gpu_sh.log"
+START=$(date +%s)
+STATUS=0
+{
+  echo "== $(date -u +%FT%TZ) experiments/gpu.sh ($MODE) on backend $BACKEND, budget ${BUDGET}s"
+  command -v nvidia-smi > /dev/null && nvidia-smi -L || true
+  export PYTHONUNBUFFERED=1
+  for exp in "${EXPERIMENTS[@]}"; do
+    left=$(( BUDGET - ($(date +%s) - START) ))
+    if (( left < 30 )); then echo "== budget spent: $exp not started"; break; fi
+    dir="$RUNS/${exp}_$SUFFIX"
+    echo "== $exp (${left}s left) -> $dir"
+    rc=0
+    timeout --signal=INT --kill-after=20 "$left" \
+      "$PY" -m jaxgan.experiments run "$exp" --scale=full --out="$dir" "${FLAGS[@]}" || rc=$?
+    if (( rc == 124 || rc == 130 || rc == 137 )); then
+      echo "== $exp stopped by the budget (exit $rc); results.json holds its finished jobs"
+    elif (( rc != 0 )); then
+      echo "== $exp failed (exit $rc)"; STATUS=$rc
+    fi
+    if [[ -f "$dir/results.json" && "$OUTDIR" != "$RUNS" ]]; then
+      # Everything but the checkpoints comes back.
+      (cd "$RUNS" && find "${exp}_$SUFFIX" -path '*/checkpoints' -prune -o -type f -print0 |
+         tar --null -cf - -T -) | tar -xf - -C "$OUTDIR"
+    fi
+    if [[ $MODE == run && -f "$OUTDIR/${exp}_$SUFFIX/results.json" ]]; then
+      "$PY" -m jaxgan.experiments report "$OUTDIR/${exp}_$SUFFIX" --figures "$OUTDIR/figures" \
+        > "$OUTDIR/${exp}_$SUFFIX/report.md" || echo "== report of $exp failed"
+    fi
+  done
+  echo "== $(date -u +%FT%TZ) done in $(( $(date +%s) - START ))s (status $STATUS)"
+  exit "$STATUS"
+} 2>&1 | tee -a "$LOG"
+exit "${PIPESTATUS[0]}"

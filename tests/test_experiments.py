@@ -1,0 +1,187 @@
+"""The experiment runner (jaxgan/experiments): resume, results.json, reports."""
+import json
+import pathlib
+
+import numpy as np
+import pytest
+
+from jaxgan import experiments
+from jaxgan.data import toy
+from jaxgan.errors import UserError
+from jaxgan.experiments import __main__ as cli
+from jaxgan.experiments import report, runner, seed000, toy2d
+
+# configs/toy2d.py shrunk: 2 seeds vmapped, 20 steps an epoch of 200 points.
+TINY = {'data.toy_size': 200, 'train.num_epochs': 1, 'log_every_steps': 10}
+
+
+def _experiment(epochs=1):
+  def jobs(scale):
+    del scale
+    ov = {**TINY, 'train.num_epochs': epochs}
+    return [runner.Job('a', 'configs/toy2d.py', ov, sweep='seed=0,1', labels={'row': 'a'}),
+            runner.Job('b', 'configs/toy2d.py', {**ov, 'train.g_loss': 'minimax'},
+                       labels={'row': 'b'})]
+  return runner.Experiment('tiny', 'tiny', jobs, lambda s: {'scale': s}, lambda r, f: '')
+
+
+def _read(out):
+  return json.loads((out / 'results.json').read_text())
+
+
+def test_results_json_holds_every_member_with_protocol_commit_machine(tmp_path):
+  runner.run(_experiment(), 'cpu', tmp_path)
+  r = _read(tmp_path)
+  assert r['schema'] == 1 and r['experiment'] == 'tiny' and r['scale'] == 'cpu'
+  assert r['protocol'] == {'scale': 'cpu'} and not r['smoke']
+  assert len(r['commit']) == 40 and isinstance(r['dirty'], bool)
+  assert {'host', 'cpu_count', 'jax', 'backend', 'device_kind'} <= set(r['machine'])
+  assert r['wall_s'] > 0 and set(r['jobs']) == {'a', 'b'}
+  a = r['jobs']['a']
+  assert a['config'] == 'configs/toy2d.py' and a['sweep'] == 'seed=0,1'
+  assert [m['name'] for m in a['members']] == ['seed=0', 'seed=1']
+  assert [m['overrides'] for m in a['members']] == [{'seed': 0}, {'seed': 1}]
+  for m in a['members'] + r['jobs']['b']['members']:
+    assert m['steps'] == 20 and len(m['per_epoch']) == 1
+    final = m['final']
+    assert final == m['per_epoch'][-1] and final['step'] == 20
+    assert 0 <= final['modes_covered'] <= 8 and 0 <= final['high_quality'] <= 1
+    assert sum(final['mode_counts']) == round(2500 * final['high_quality'])
+    assert (tmp_path / m['folder'] / 'metrics.jsonl').is_file()
+  # The two seeds are different runs; the solo job has one member named ''.
+  assert a['members'][0]['final'] != a['members'][1]['final']
+  assert [m['name'] for m in r['jobs']['b']['members']] == ['']
+
+
+def test_run_resumes_finished_jobs_without_training_and_continues_longer_ones(tmp_path):
+  runner.run(_experiment(), 'cpu', tmp_path, only=['a'])
+  first = _read(tmp_path)
+  assert set(first['jobs']) == {'a'}
+  runner.run(_experiment(), 'cpu', tmp_path)          # a: already trained; b: trained now
+  second = _read(tmp_path)
+  assert set(second['jobs']) == {'a', 'b'}
+  assert second['jobs']['a']['wall_s'] == first['jobs']['a']['wall_s']
+  assert second['jobs']['a']['members'] == first['jobs']['a']['members']
+  runner.run(_experiment(epochs=2), 'cpu', tmp_path)  # resumes from step 20's checkpoint
+  third = _read(tmp_path)
+  steps = [json.loads(l)['step'] for l in
+           (tmp_path / 'runs' / 'a' / 'sweep' / 'seed=0' / 'metrics.jsonl').read_text().splitlines()]
+  assert steps == sorted(set(steps)) and steps[-1] == 40     # no step trained twice
+  assert [e['step'] for e in third['jobs']['a']['members'][0]['per_epoch']] == [20, 40]
+  assert third['jobs']['a']['wall_s'] > first['jobs']['a']['wall_s']
+
+
+def test_run_refuses_another_experiments_folder_and_unknown_jobs(tmp_path):
+  (tmp_path / 'results.json').write_text(json.dumps({'schema': 1, 'experiment': 'toy2d',
+                                                     'scale': 'cpu', 'jobs': {}}))
+  with pytest.raises(UserError, match='use another --out'):
+    runner.run(_experiment(), 'cpu', tmp_path)
+  with pytest.raises(UserError, match='has no job c'):
+    runner.run(_experiment(), 'cpu', tmp_path / 'new', only=['c'])
+  with pytest.raises(UserError, match='--scale'):
+    runner.run(_experiment(), 'gpu', tmp_path / 'new')
+
+
+def test_dry_run_validates_every_job_and_trains_nothing(tmp_path, capsys):
+  for name in ('seed000', 'toy2d'):
+    for scale in ('cpu', 'full'):
+      assert cli.main(['run', name, f'--scale={scale}', f'--out={tmp_path / name}',
+                       '--dry-run']) == 0
+  out = capsys.readouterr().out
+  assert 'seed000 at scale full: 6 jobs, 72 members' in out
+  assert 'toy2d at scale cpu: 16 jobs, 160 members' in out
+  assert not any(tmp_path.iterdir())
+
+
+def test_experiments_cover_the_issues_grid():
+  full = seed000.jobs('full')
+  assert {j.labels['protocol'] for j in full} == {'spec', 'literal'}
+  assert {j.labels['feature_dim'] for j in full} == {10, 20, 30}
+  assert all(j.sweep == 'train.eta=0,5,10,15; seed=0,1,2' and j.evaluate for j in full)
+  assert all(j.overrides['train.num_epochs'] == 30 for j in full)
+  rows = {j.labels['row'] for j in toy2d.jobs('full')}
+  assert rows == {'gan', 'minimax', 'wgan_gp', 'mmd', 'mbd', 'pac2', 'pac4', 'seed004'}
+  pac4 = next(j for j in toy2d.jobs('full') if j.name == 'ring8_pac4')
+  assert pac4.overrides['train.num_epochs'] == 1600 and pac4.overrides['data.batch_size'] == 400
+
+
+def _member(folder, per_epoch, **extra):
+  return {'name': '', 'folder': folder, 'overrides': {}, 'steps': per_epoch[-1]['step'],
+          'per_epoch': per_epoch, 'final': per_epoch[-1], **extra}
+
+
+def _results(name, jobs, scale='cpu'):
+  return {'schema': 1, 'experiment': name, 'title': name, 'scale': scale, 'smoke': False,
+          'commit': 'a' * 40, 'dirty': False, 'updated': '2026-11-30T00:00:00+00:00',
+          'wall_s': 120.0, 'protocol': {'collapse_event': 'KL > 0.25'},
+          'machine': {'device_kind': 'cpu', 'devices': 1, 'cpu_count': 2, 'jax': '0.10.2'},
+          'jobs': jobs}
+
+
+def _toy_final(step, modes, hq, kl):
+  return {'step': step, 'modes_covered': modes, 'high_quality': hq, 'mode_kl_uniform': kl}
+
+
+def test_toy2d_report_from_a_fixed_results_json(tmp_path):
+  jobs = {}
+  for data in ('ring8', 'grid25'):
+    members = [_member('x', [_toy_final(1000, m, hq, kl)])
+               for m, hq, kl in ((6, 0.9, 0.1), (8, 0.5, 0.3))]
+    jobs[f'{data}_gan'] = {'labels': {'row': 'gan', 'label': 'GAN', 'data': data},
+                           'members': members}
+  results = _results('toy2d', jobs)
+  path = tmp_path / 'r' / 'results.json'
+  path.parent.mkdir()
+  path.write_text(json.dumps(results))
+  md = report.render(report.load(path), tmp_path / 'fig', experiments.EXPERIMENTS)
+  assert '**reduced scale (`--scale=cpu`)**' in md and 'commit `aaaaaaaaaa`' in md
+  assert f'--out={path.parent}' in md
+  row = next(l for l in md.splitlines() if l.startswith('| GAN (non-saturating) |'))
+  # modes 7 +- 1, HQ 70 +- 20 %, KL 0.20 +- 0.10; published GAN row beside it.
+  assert row == ('| GAN (non-saturating) | 1000 | 2 | 7.0 ± 1.0 | 70.0 ± 20.0 | 0.20 ± 0.10 | 7.0 ± 1.0 | '
+                 '70.0 ± 20.0 | 0.20 ± 0.10 | 6.3, 98.2% | 17.3, 94.8% |')
+
+
+def test_seed000_report_counts_collapse_events_and_draws_curves(tmp_path):
+  def epochs(kls, classes):
+    return [{'step': 600 * (i + 1), 'epoch': i + 1, 'class_kl_uniform': k, 'classes_covered': c,
+             'monitor_score': 9.0} for i, (k, c) in enumerate(zip(kls, classes))]
+  ev = {'score': 9.0, 'fid': 2.0, 'kid': 0.001}
+  jobs = {'spec_fd20': {'labels': {'protocol': 'spec', 'feature_dim': 20},
+                        'overrides': {'seed': 0}, 'members': [
+      {**_member('m0', epochs([0.1, 0.5, 0.05], [10, 10, 9]), eval=ev), 'overrides': {'train.eta': 0.0}},
+      {**_member('m1', epochs([0.1, 0.1, 0.1], [10, 10, 10]), eval=ev), 'overrides': {'train.eta': 10.0}}]}}
+  results = {**_results('seed000', jobs), '_dir': str(tmp_path)}
+  md = seed000.report(results, tmp_path / 'fig')
+  rows = [l for l in md.splitlines() if l.startswith('| spec |')]
+  # eta 0: epoch 2 (KL 0.5) and epoch 3 (9 classes) collapse; eta 10: none.
+  assert rows[0].startswith('| spec | 20 | 0 | 1 | 3 | 2 of 3 | 9 | 0.050 | 9.00 | 2.00 | 1.00 |')
+  assert rows[1].startswith('| spec | 20 | 10 | 1 | 3 | 0 of 3 | 10 |')
+  assert (tmp_path / 'fig' / 'seed000_cpu_monitor.png').stat().st_size > 1000
+
+
+def test_report_refuses_smoke_runs_and_update_doc_keeps_the_prose(tmp_path):
+  path = tmp_path / 'results.json'
+  path.write_text(json.dumps({**_results('toy2d', {}), 'smoke': True}))
+  with pytest.raises(UserError, match='smoke'):
+    report.load(tmp_path)
+  doc = tmp_path / 'results.md'
+  results = _results('toy2d', {})
+  report.update_doc(doc, [(results, 'first')])
+  text = doc.read_text().replace('first', 'first') + '\nHand-written reading.\n'
+  doc.write_text(text)
+  report.update_doc(doc, [(results, 'second')])
+  text = doc.read_text()
+  assert 'second' in text and 'first' not in text and 'Hand-written reading.' in text
+  assert text.count('<!-- results:toy2d:cpu -->') == 1
+
+
+def test_mode_kl_of_the_high_quality_histogram():
+  means = toy.mixture_means('ring')
+  even = toy.mode_stats(np.repeat(means, 5, axis=0), 'ring')
+  assert even['mode_kl_uniform'] == pytest.approx(0.0, abs=1e-12)
+  one = toy.mode_stats(np.repeat(means[:1], 5, axis=0), 'ring')
+  assert one['mode_kl_uniform'] == pytest.approx(np.log(8))
+  half = toy.mode_stats(np.repeat(means[:4], 5, axis=0), 'ring')
+  assert half['mode_kl_uniform'] == pytest.approx(np.log(2))
+  assert np.isnan(toy.mode_stats(np.zeros((3, 2)), 'ring')['mode_kl_uniform'])
