@@ -22,7 +22,8 @@ def get_config() -> ml_collections.ConfigDict:
   config.data.batch_size = 64
   config.model = dict(name='dcgan', latent_dim=100, noise='normal', compute_dtype='float32',
                       ngf=64, ndf=64, kernel_size=4, disc_norm='batch', upconv_impl='subpixel',
-                      gen_norm='batch')                   # batch | virtual (VBN, S9)
+                      gen_norm='batch',                   # batch | virtual (VBN, S9)
+                      pack=1)                             # > 1: D judges packs of this many (PacGAN)
   config.train.num_epochs = 5
   config.sample.num = 64
   return config

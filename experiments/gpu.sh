@@ -81,7 +81,8 @@ OUTDIR="${OUT:-$REPO/results}"
 RUNS="$REPO/results"          # training folders (with checkpoints) stay here
 SUFFIX=full
 FLAGS=()
-[[ $MODE == smoke ]] && { SUFFIX=smoke; FLAGS=(--smoke); }
+# A smoke run's folders are scratch: they must never mix with real results.
+[[ $MODE == smoke ]] && { SUFFIX=smoke; FLAGS=(--smoke); RUNS="$(mktemp -d)"; OUTDIR="${OUT:-$RUNS/out}"; }
 if [[ $MODE == dry ]]; then
   for exp in "${EXPERIMENTS[@]}"; do
     "$PY" -m jaxgan.experiments run "$exp" --scale=full --out="$RUNS/${exp}_full" --dry-run

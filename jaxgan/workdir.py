@@ -25,8 +25,22 @@ RESUMABLE_FIELDS = frozenset({'train.num_steps', 'train.num_epochs', 'log_every_
 RESUMABLE_PREFIXES = ('eval.', 'parallel.')
 
 
+# Fields added to the configs after runs were made, at the value that trains exactly as
+# before they existed: a run whose config.json lacks one resumes when the new config
+# holds this value.
+ADDED_FIELDS = {'train.mmd_fake': 'g_step', 'train.noise_period': 0, 'model.pack': 1}
+
+
 def _resumable(key: str) -> bool:
   return key in RESUMABLE_FIELDS or key.startswith(RESUMABLE_PREFIXES)
+
+
+def _differs(key: str, old: dict, new: dict) -> bool:
+  if _resumable(key):
+    return False
+  if key not in old and key in ADDED_FIELDS and new.get(key) == ADDED_FIELDS[key]:
+    return False
+  return old.get(key, '<absent>') != new.get(key, '<absent>')
 
 
 def atomic_write_text(path: pathlib.Path, text: str) -> None:
@@ -69,8 +83,7 @@ def check_config(workdir: pathlib.Path, config: Any) -> None:
   except json.JSONDecodeError as e:
     raise UserError(f'{path} is not valid JSON ({e}); use another --workdir') from None
   new = _flatten(config_to_dict(config))
-  diff = sorted(k for k in set(old) | set(new)
-                if not _resumable(k) and old.get(k, '<absent>') != new.get(k, '<absent>'))
+  diff = sorted(k for k in set(old) | set(new) if _differs(k, old, new))
   if diff:
     shown = ', '.join(f'{k}: {old.get(k, "<absent>")} -> {new.get(k, "<absent>")}' for k in diff[:4])
     more = f' (+{len(diff) - 4} more)' if len(diff) > 4 else ''

@@ -128,7 +128,7 @@ def test_toy2d_report_from_a_fixed_results_json(tmp_path):
     members = [_member('x', [_toy_final(1000, m, hq, kl)])
                for m, hq, kl in ((6, 0.9, 0.1), (8, 0.5, 0.3))]
     jobs[f'{data}_gan'] = {'labels': {'row': 'gan', 'label': 'GAN', 'data': data},
-                           'members': members}
+                           'members': members, 'batch_size': 100}
   results = _results('toy2d', jobs)
   path = tmp_path / 'r' / 'results.json'
   path.parent.mkdir()
@@ -137,16 +137,22 @@ def test_toy2d_report_from_a_fixed_results_json(tmp_path):
   assert '**reduced scale (`--scale=cpu`)**' in md and 'commit `aaaaaaaaaa`' in md
   assert f'--out={path.parent}' in md
   row = next(l for l in md.splitlines() if l.startswith('| GAN (non-saturating) |'))
-  # modes 7 +- 1, HQ 70 +- 20 %, KL 0.20 +- 0.10; published GAN row beside it.
-  assert row == ('| GAN (non-saturating) | 1000 | 2 | 7.0 ± 1.0 | 70.0 ± 20.0 | 0.20 ± 0.10 | 7.0 ± 1.0 | '
-                 '70.0 ± 20.0 | 0.20 ± 0.10 | 6.3, 98.2% | 17.3, 94.8% |')
+  # modes 7 +- 1, HQ 70 +- 20 %, KL 0.20 +- 0.10.
+  assert row == ('| GAN (non-saturating) | reduced | 1000 | 100 | 2 | 7.0 ± 1.0 | 70.0 ± 20.0 | '
+                 '0.20 ± 0.10 | 7.0 ± 1.0 | 70.0 ± 20.0 | 0.20 ± 0.10 |')
+  # The published numbers have rows of their own.
+  assert '| PacGAN paper: GAN (non-saturating) | published | 400,000 | 100 | - | 6.3 | 98.2 | - |' in md
+  assert '| PacGAN paper: PacGAN4 | published | 400,000 | 400 |' in md
 
 
 def test_seed000_report_counts_collapse_events_and_draws_curves(tmp_path):
   def epochs(kls, classes):
     return [{'step': 600 * (i + 1), 'epoch': i + 1, 'class_kl_uniform': k, 'classes_covered': c,
              'monitor_score': 9.0} for i, (k, c) in enumerate(zip(kls, classes))]
-  ev = {'score': 9.0, 'fid': 2.0, 'kid': 0.001}
+  ev = {'score': 9.0, 'fid': 2.0, 'kid': 7.1,
+        'protocol': {'feature_network': 'classifier', 'params_sha256': 'd3831574' + '0' * 56,
+                     'num_samples': 10000, 'reference_num': 10000, 'reference_split': 'test',
+                     'score_splits': 10, 'kid': {'subsets': 100, 'subset_size': 1000}}}
   jobs = {'spec_fd20': {'labels': {'protocol': 'spec', 'feature_dim': 20},
                         'overrides': {'seed': 0}, 'members': [
       {**_member('m0', epochs([0.1, 0.5, 0.05], [10, 10, 9]), eval=ev), 'overrides': {'train.eta': 0.0}},
@@ -155,8 +161,9 @@ def test_seed000_report_counts_collapse_events_and_draws_curves(tmp_path):
   md = seed000.report(results, tmp_path / 'fig')
   rows = [l for l in md.splitlines() if l.startswith('| spec |')]
   # eta 0: epoch 2 (KL 0.5) and epoch 3 (9 classes) collapse; eta 10: none.
-  assert rows[0].startswith('| spec | 20 | 0 | 1 | 3 | 2 of 3 | 9 | 0.050 | 9.00 | 2.00 | 1.00 |')
-  assert rows[1].startswith('| spec | 20 | 10 | 1 | 3 | 0 of 3 | 10 |')
+  assert rows[0].startswith('| spec | reduced | 20 | 0 | 1 | 3 | 2 of 3 | 9 | 0.050 | 9.00 | 2.00 | 7.10 |')
+  assert rows[1].startswith('| spec | reduced | 20 | 10 | 1 | 3 | 0 of 3 | 10 |')
+  assert '`d38315740000...`' in md and '10000 samples' in md
   assert (tmp_path / 'fig' / 'seed000_cpu_monitor.png').stat().st_size > 1000
 
 
@@ -185,3 +192,18 @@ def test_mode_kl_of_the_high_quality_histogram():
   half = toy.mode_stats(np.repeat(means[:4], 5, axis=0), 'ring')
   assert half['mode_kl_uniform'] == pytest.approx(np.log(2))
   assert np.isnan(toy.mode_stats(np.zeros((3, 2)), 'ring')['mode_kl_uniform'])
+
+
+def test_runs_made_before_a_field_existed_resume_at_its_neutral_value(tmp_path):
+  """check_config accepts a field absent from an old config.json only at the value that
+  trains as before (workdir.ADDED_FIELDS); any other value is a different run."""
+  from jaxgan import workdir as wd  # pylint: disable=g-import-not-at-top
+  from tests.conftest import tiny_config  # pylint: disable=g-import-not-at-top
+  config = tiny_config()
+  old = wd.config_to_dict(config)
+  del old['model']['pack'], old['train']['mmd_fake'], old['train']['noise_period']
+  (tmp_path / 'config.json').write_text(json.dumps(old))
+  wd.check_config(tmp_path, config)
+  config.model.pack = 2
+  with pytest.raises(UserError, match='model.pack: <absent> -> 2'):
+    wd.check_config(tmp_path, config)

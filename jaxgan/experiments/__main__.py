@@ -58,6 +58,10 @@ def main(argv: list[str] | None = None) -> int:
   except UserError as e:
     print(f'error: {e}', file=sys.stderr)
     return 2
+  except KeyboardInterrupt:  # Ctrl-C, or experiments/gpu.sh's time box
+    print('interrupted: results.json holds every finished job; rerun the same command to '
+          'resume from the last checkpoints', file=sys.stderr)
+    return 130
 
 
 if __name__ == '__main__':

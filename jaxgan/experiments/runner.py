@@ -204,7 +204,7 @@ def run(experiment: Experiment, scale: str, out: str | pathlib.Path, *, dry_run:
       print(f'    {job.name} {name or "(solo)"}: step {member["steps"]} {_summary_line(shown)}',
             flush=True)
     entry.update(config=job.config, overrides=job.overrides, sweep=job.sweep,
-                 labels=job.labels, members=rows,
+                 labels=job.labels, members=rows, batch_size=config.data.batch_size,
                  wall_s=entry.get('wall_s', 0.0) + (time.perf_counter() - t0 if trained else 0.0))
     if trained:
       entry['train_s_last_invocation'] = train_s

@@ -80,24 +80,26 @@ def report(results: dict, figures: pathlib.Path) -> str:
   groups: dict = {}
   for proto, fd, eta, seed, m in _members(results):
     groups.setdefault((proto, fd, eta), []).append((seed, m))
-  header = ['protocol', 'feature_dim', 'eta', 'seeds', 'epochs', 'collapse events',
-            'min classes covered', 'KL last epoch', 'score (10k)', 'FID (10k)', 'KID x 1e3']
+  scale = 'full' if results['scale'] == 'full' else 'reduced'
+  header = ['protocol', 'scale', 'feature_dim', 'eta', 'seeds', 'epochs', 'collapse events',
+            'min classes covered', 'KL last epoch', 'score (10k)', 'FID (10k)', 'KID (10k)']
   rows = []
   for (proto, fd, eta), ms in sorted(groups.items()):
     per_epoch = [e for _, m in ms for e in m['per_epoch']]
     evals = [m['eval'] for _, m in ms if 'eval' in m]
     events = sum(_is_collapse(e) for e in per_epoch)
-    rows.append([proto, fd, rep.num(eta, 0), len(ms), len(ms[0][1]['per_epoch']),
+    rows.append([proto, scale, fd, rep.num(eta, 0), len(ms), len(ms[0][1]['per_epoch']),
                  f'{events} of {len(per_epoch)}',
                  min((e['classes_covered'] for e in per_epoch), default='-'),
                  rep.mean_std([m['per_epoch'][-1]['class_kl_uniform'] for _, m in ms
                                if m['per_epoch']], 3),
                  rep.mean_std([e['score'] for e in evals], 2),
                  rep.mean_std([e['fid'] for e in evals], 2),
-                 rep.mean_std([1e3 * e['kid'] for e in evals], 2)])
-  lines = [rep.table(header, rows), '',
+                 rep.mean_std([e['kid'] for e in evals], 2)])
+  evals = [m['eval'] for *_, m in _members(results) if 'eval' in m]
+  lines = [rep.table(header, rows), '', _eval_protocol(evals[0]['protocol']) if evals else '',
            f'Collapse event: {results["protocol"].get("collapse_event", "-")}; counted over '
-           'every epoch of every seed. Scores: ' + results['protocol'].get('final', '-') + '.', '',
+           'every epoch of every seed.', '',
            'Published (seed 000, figures 4.2-4.5, qualitative): at eta 0 the samples collapse '
            'again and again from about epoch 23-25 to epoch 30; with eta 5, 10, 15 they stay '
            'diverse (eta 10 best). The seed reports no score. For scale: the MNIST test set '
@@ -115,6 +117,17 @@ def report(results: dict, figures: pathlib.Path) -> str:
                 f'per eta (top to bottom: {", ".join(rep.num(e, 0) for e in _etas(groups, proto))}).',
                 '', f'![{proto} sample grids]({rep.rel(grid)})']
   return '\n'.join(lines)
+
+
+def _eval_protocol(p: dict) -> str:
+  """One line naming the feature network and the sample counts of the final scores."""
+  sha = p.get('params_sha256') or p.get('weights_sha256') or '?'
+  kid = p.get('kid', {})
+  return (f'Final scores: {p.get("feature_network")} ({p.get("features")}, SHA-256 '
+          f'`{sha[:12]}...`, test accuracy {p.get("test_accuracy", "?")}); {p.get("num_samples")} '
+          f'samples of the fixed evaluation noise against {p.get("reference_num")} '
+          f'{p.get("reference_split")} images; score over {p.get("score_splits")} splits; KID '
+          f'over {kid.get("subsets")} subsets of {kid.get("subset_size")}.')
 
 
 def _etas(groups, proto):
@@ -139,11 +152,15 @@ def _plot_curves(groups: dict, path: pathlib.Path) -> None:
                                           ('classes_covered', 'classes covered'),
                                           ('monitor_score', 'score (1,000 samples)'))):
         ax = axes[r, i]
-        for j, (seed, m) in enumerate(ms):
-          xs = [e['epoch'] for e in m['per_epoch'] if field in e]
-          ys = [e[field] for e in m['per_epoch'] if field in e]
-          ax.plot(xs, ys, marker='o', color=f'C{int(eta) // 5}', alpha=0.8,
-                  label=f'eta {rep.num(eta, 0)}, fd {fd}' if j == 0 else None)
+        # Mean over the seeds, with the min-max band, at the epochs every seed reached.
+        n = min(len(m['per_epoch']) for _, m in ms)
+        ys = np.array([[e.get(field, np.nan) for e in m['per_epoch'][:n]] for _, m in ms])
+        xs = [e['epoch'] for e in ms[0][1]['per_epoch'][:n]]
+        color = f'C{int(eta) // 5}'
+        ax.plot(xs, ys.mean(0), marker='o', color=color,
+                label=f'eta {rep.num(eta, 0)}, fd {fd} ({len(ms)} seed{"s" * (len(ms) > 1)})')
+        if len(ms) > 1:
+          ax.fill_between(xs, ys.min(0), ys.max(0), color=color, alpha=0.2)
         ax.set_title(f'{proto}: {label}', fontsize=9)
         ax.set_xlabel('epoch')
         if field == 'class_kl_uniform':

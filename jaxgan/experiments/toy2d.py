@@ -38,6 +38,7 @@ ROWS = (
 # PacGAN (Lin et al. 2018), table 2, as SPEC "Reference numbers" quotes it.
 PUBLISHED = {'gan': ((6.3, 98.2), (17.3, 94.8)), 'pac2': ((7.9, 95.6), (23.8, 91.3)),
              'pac4': ((7.8, 95.9), (24.8, 93.6))}
+PACKS = {'pac2': 2, 'pac4': 4}
 EPOCHS = {'full': 400, 'cpu': 1}  # of 1,000 steps at batch 100 (PacGAN's epochs)
 
 
@@ -68,36 +69,45 @@ def protocol(scale: str) -> dict:
 
 
 def report(results: dict, figures: pathlib.Path) -> str:
-  by_row: dict = {}
-  steps = {}
-  for job in results['jobs'].values():
-    row, data = job['labels']['row'], job['labels']['data']
-    by_row.setdefault(row, {'label': job['labels']['label']})[data] = [m['final'] for m in job['members']]
-    steps[row] = job['members'][0]['steps']
-  header = ['row', 'G steps', 'seeds', 'ring: modes (of 8)', 'ring: % HQ', 'ring: mode KL',
-            'grid: modes (of 25)', 'grid: % HQ', 'grid: mode KL', 'published ring', 'published grid']
+  jobs = {(j['labels']['row'], j['labels']['data']): j for j in results['jobs'].values()}
+  scale = 'full' if results['scale'] == 'full' else 'reduced'
+  header = ['row', 'scale', 'G steps', 'batch', 'seeds', 'ring: modes (of 8)', 'ring: % HQ',
+            'ring: mode KL', 'grid: modes (of 25)', 'grid: % HQ', 'grid: mode KL']
   rows = []
   for key, label, _, _ in ROWS:
-    if key not in by_row:
+    trained = [jobs[(key, d)] for d in DATASETS if (key, d) in jobs]
+    if not trained:
       continue
-    cells = [label, steps[key]]
-    seeds = max(len(by_row[key].get(d, [])) for d in DATASETS)
-    cells.append(seeds)
+    first = trained[0]
+    cells = [label, scale, first['members'][0]['steps'], first.get('batch_size', '-'),
+             max(len(j['members']) for j in trained)]
     for data in DATASETS:
-      finals = by_row[key].get(data, [])
+      finals = [m['final'] for m in jobs[(key, data)]['members']] if (key, data) in jobs else []
       cells += [rep.mean_std([f['modes_covered'] for f in finals], 1),
                 rep.mean_std([100 * f['high_quality'] for f in finals], 1),
                 rep.mean_std([f['mode_kl_uniform'] for f in finals], 2)]
-    pub = PUBLISHED.get(key)
-    cells += ([f'{pub[0][0]}, {pub[0][1]}%', f'{pub[1][0]}, {pub[1][1]}%'] if pub else ['-', '-'])
     rows.append(cells)
+  for key, label, _, _ in ROWS:
+    if key in PUBLISHED:
+      (rm, rh), (gm, gh) = PUBLISHED[key]
+      rows.append([f'PacGAN paper: {label}', 'published', '400,000', 100 * PACKS.get(key, 1), '-',
+                   rm, rh, '-', gm, gh, '-'])
+  epochs = results['protocol'].get('pacgan_config', {}).get('epochs', '?')
   lines = [rep.table(header, rows), '',
-           'Mean ± std over the seeds (every seed, not the best). Published: PacGAN (Lin et al. '
-           '2018) table 2, mean modes and % high quality after 400 epochs of the same networks.']
+           f'Length: {epochs} PacGAN epoch(s) of 1,000 G steps per PacGAN-network row (the '
+           'paper trains 400). Mean ± std over the seeds (every seed, not the best). 2,500 samples of each seed\'s '
+           'fixed evaluation noise, scored by the PacGAN rule (high quality: within 3 std of the '
+           'nearest mean; a mode is covered by one high-quality sample); mode KL: KL(p || uniform) '
+           'in nats of the high-quality samples over the modes. Budget: every PacGAN-network row '
+           'runs the same G steps on 100,000 training points; PacGAN-m draws m samples per pack '
+           '(batch 100 m) as the paper does, WGAN-GP makes 5 critic steps per G step (so 5x the '
+           'data per G step), and the seed 004 row is configs/toy2d.py with its own schedule. '
+           'Published rows: PacGAN (Lin et al. 2018), table 2 (400 epochs, the same networks); '
+           'the paper gives no KL for these.']
   figures.mkdir(parents=True, exist_ok=True)
   path = figures / f'toy2d_{results["scale"]}_seed0.png'
   if _scatter_grid(results, path):
-    lines += ['', 'Seed 0 of each row at the end of training (rows as in the table; ring left, '
+    lines += ['', 'Seed 0 of each row at the end of training (rows in table order; ring left, '
               'grid right):', '', f'![toy2d samples]({rep.rel(path)})']
   return '\n'.join(lines)
 
