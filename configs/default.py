@@ -54,7 +54,8 @@ def get_config() -> ml_collections.ConfigDict:
       classifier_dir=config_dict.placeholder(str),        # 1-channel data; else $JAXGAN_CLASSIFIER_DIR/<data>/, cache
       inception_path=config_dict.placeholder(str),        # RGB data: FID Inception weights (docs/inception.md)
       monitor=True,                                       # classify fixed-noise samples every epoch
-      monitor_num=1000)                                   # samples the monitor classifies
+      monitor_num=1000,                                   # samples the monitor classifies
+      held_out_batches=0)                                 # > 0: losses on this many train and test batches each epoch (jaxgan/held_out.py)
   config.parallel = dict(num_devices=0)                   # data parallel over this many devices (0: all)
   config.sweep = ''                                       # e.g. 'train.eta=0,5,10,15; seed=0,1' (jaxgan/sweep.py)
   config.log_every_steps = 100

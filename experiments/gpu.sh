@@ -10,7 +10,10 @@
 #   1. seed000 at full scale: eta {0,5,10,15} x 3 seeds in one program per
 #      (protocol, feature_dim), 30 epochs, feature_dim 20 first (both protocols), then 10,
 #      then 30; --mode=eval on every member;
-#   2. toy2d at full scale: PacGAN's 400 epochs (400,000 steps) for each of the 16 rows x
+#   2. stacked_mnist: DCGAN, MMD-DCGAN and PacDCGAN2, 100,000 steps each, 3 seeds;
+#   3. seed001 (AC-GAN, VT-GAN; MNIST, Fashion-MNIST), seed003 (DCGAN 5x5, WGAN,
+#      WGAN-GP at 64x64) and seed002 (the maxout GAN and its tricks), 3 seeds each;
+#   4. toy2d at full scale: PacGAN's 400 epochs (400,000 steps) for each of the 16 rows x
 #      10 seeds. This does not fit in one short device call: it is here so that a longer
 #      GPU session runs it with the same command.
 # Each experiment runs under `timeout` with what is left of the budget; a job cut short
@@ -22,8 +25,9 @@
 #   python -m jaxgan.experiments report results/seed000_full --doc=docs/results.md
 #
 # The GPU image lacks ml_collections and has no network: --prepare downloads its wheel
-# into .carry/wheels/ and copies MNIST ($JAXGAN_DATA_DIR, default ../shared/data) and
-# jaxgan's MNIST classifier (trained by configs/mnist_classifier.py) into .carry/.
+# into .carry/wheels/ and copies MNIST and Fashion-MNIST ($JAXGAN_DATA_DIR, default
+# ../shared/data) and jaxgan's classifiers for both (configs/mnist_classifier.py,
+# configs/fashion_mnist_classifier.py) into .carry/.
 set -euo pipefail
 
 REPO="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
@@ -32,7 +36,7 @@ PY="${PYTHON:-python3}"
 BUDGET=480
 MODE=run
 ALLOW_CPU=0
-EXPERIMENTS=(seed000 toy2d)
+EXPERIMENTS=(seed000 stacked_mnist seed001 seed003 seed002 toy2d)
 while [[ $# -gt 0 ]]; do
   case "$1" in
     --prepare) MODE=prepare ;;
@@ -46,18 +50,23 @@ while [[ $# -gt 0 ]]; do
   shift
 done
 
-CLASSIFIER_SRC="${JAXGAN_CLASSIFIER_DIR:-${XDG_CACHE_HOME:-$HOME/.cache}/jaxgan/classifiers}/mnist"
+CLASSIFIERS_SRC="${JAXGAN_CLASSIFIER_DIR:-${XDG_CACHE_HOME:-$HOME/.cache}/jaxgan/classifiers}"
+DATASETS=(mnist fashion_mnist)
 if [[ $MODE == prepare ]]; then
   DATA_SRC="${JAXGAN_DATA_DIR:-$REPO/../shared/data}"
-  [[ -d "$DATA_SRC/mnist" ]] || { echo "no MNIST at $DATA_SRC/mnist: set JAXGAN_DATA_DIR" >&2; exit 2; }
-  [[ -f "$CLASSIFIER_SRC/classifier.json" ]] || {
-    echo "no MNIST classifier at $CLASSIFIER_SRC: python main.py --config=configs/mnist_classifier.py --workdir=$CLASSIFIER_SRC" >&2; exit 2; }
+  for d in "${DATASETS[@]}"; do
+    [[ -d "$DATA_SRC/$d" ]] || { echo "no $d at $DATA_SRC/$d: set JAXGAN_DATA_DIR" >&2; exit 2; }
+    [[ -f "$CLASSIFIERS_SRC/$d/classifier.json" ]] || {
+      echo "no $d classifier at $CLASSIFIERS_SRC/$d: python main.py --config=configs/${d}_classifier.py --workdir=$CLASSIFIERS_SRC/$d" >&2; exit 2; }
+  done
   mkdir -p .carry/wheels .carry/data .carry/classifiers
   [[ -n "$(compgen -G '.carry/wheels/ml_collections-*.whl')" ]] || \
     "$PY" -m pip download --no-deps --only-binary=:all: -d .carry/wheels ml_collections
-  rm -rf .carry/data/mnist .carry/classifiers/mnist
-  cp -r "$DATA_SRC/mnist" .carry/data/
-  cp -r "$CLASSIFIER_SRC" .carry/classifiers/
+  for d in "${DATASETS[@]}"; do
+    rm -rf ".carry/data/$d" ".carry/classifiers/$d"
+    cp -r "$DATA_SRC/$d" .carry/data/
+    cp -r "$CLASSIFIERS_SRC/$d" .carry/classifiers/
+  done
   grep -qx '/.carry/' .git/info/exclude 2>/dev/null || echo '/.carry/' >> .git/info/exclude
   du -sh .carry
   exit 0
@@ -87,7 +96,7 @@ if [[ $MODE == dry ]]; then
   for exp in "${EXPERIMENTS[@]}"; do
     "$PY" -m jaxgan.experiments run "$exp" --scale=full --out="$RUNS/${exp}_full" --dry-run
   done
-  echo "budget ${BUDGET}s; results to $OUTDIR; data $JAXGAN_DATA_DIR; classifier ${JAXGAN_CLASSIFIER_DIR:-$CLASSIFIER_SRC}"
+  echo "budget ${BUDGET}s; results to $OUTDIR; data $JAXGAN_DATA_DIR; classifiers ${JAXGAN_CLASSIFIER_DIR:-$CLASSIFIERS_SRC}"
   exit 0
 fi
 

@@ -8,10 +8,15 @@ or Inception, `eval.splits` splits), FID and KID against `eval.reference_num` re
 images of `eval.reference_split`, the class histogram (its KL to uniform, classes
 covered) and, for 2-D mixtures, the PacGAN mode counts -- each number beside the
 protocol that produced it (feature network, the SHA-256 of its weights, N, splits).
+Stacked MNIST gets the VEEGAN / PacGAN mode counts instead of the score and FID: each
+channel classified by the MNIST classifier, modes_covered of 1,000, mode_kl_uniform =
+KL(p_gen || uniform) and the 1,000-bin mode_counts (per epoch too, on eval.monitor_num
+samples).
 
 The feature network (SPEC "Measuring GANs"):
-  one-channel data (MNIST, Fashion-MNIST, mnist64): jaxgan's classifier trained on that
-    dataset (configs/mnist_classifier.py), found at `eval.classifier_dir`, else
+  one-channel data (MNIST, Fashion-MNIST, mnist64) and each channel of stacked_mnist:
+    jaxgan's classifier trained on that dataset (configs/mnist_classifier.py; MNIST's for
+    mnist64 and stacked_mnist), found at `eval.classifier_dir`, else
     $JAXGAN_CLASSIFIER_DIR/<dataset>/, else $XDG_CACHE_HOME/jaxgan/classifiers/<dataset>/;
   RGB data: the FID InceptionV3 whose weights file `eval.inception_path` names
     (docs/inception.md); nothing is downloaded.
@@ -36,7 +41,8 @@ from jaxgan.errors import UserError
 
 CLASSIFIER_SIDE = 28
 # Datasets whose classifier is trained on another dataset's name.
-_CLASSIFIER_DATASET = {'mnist64': 'mnist'}
+_CLASSIFIER_DATASET = {'mnist64': 'mnist', 'stacked_mnist': 'mnist'}
+STACKED = 'stacked_mnist'
 
 
 class FeatureNet(NamedTuple):
@@ -136,21 +142,33 @@ def _histogram(probs: np.ndarray) -> dict:
           'classes_covered': stats['classes_covered']}
 
 
+def stacked_modes(net: FeatureNet, images: np.ndarray) -> dict:
+  """Stacked MNIST mode statistics of float [N, H, W, 3] images in [-1, 1], each channel
+  classified by `net` (the MNIST classifier)."""
+  preds = metrics.channel_predictions(net.apply_fn, net.params, net.prepare(images),
+                                      net.batch_size)
+  stats = metrics.stacked_mnist_metric(preds)
+  return {'modes_covered': stats['modes'], 'mode_kl_uniform': stats['kl_to_uniform'],
+          'mode_counts': stats['histogram']}
+
+
 class CollapseMonitor:
   """Classifies the fixed-noise samples each epoch: histogram, KL to uniform, classes hit
-  and the Inception-style score of those samples (`monitor_score`, one split).
+  and the Inception-style score of those samples (`monitor_score`, one split); for
+  stacked_mnist the mode statistics of `stacked_modes` instead.
 
-  Active for one-channel image data when a classifier is found (see `classifier_dir`);
-  otherwise `active` is False and the reason is logged once.
+  Active for one-channel image data and stacked_mnist when a classifier is found (see
+  `classifier_dir`); otherwise `active` is False and the reason is logged once.
   """
 
   def __init__(self, config: Any, image_shape: tuple):
     self.config = config
     self.net: Optional[FeatureNet] = None
     self.num = int(config.eval.monitor_num)
+    self.stacked = config.data.name == STACKED
     if not config.eval.monitor or self.num <= 0:
       return
-    if config.data.name in pipeline.TOY_DATASETS or image_shape[-1] != 1:
+    if config.data.name in pipeline.TOY_DATASETS or (image_shape[-1] != 1 and not self.stacked):
       return  # 2-D data logs its own mode counts; RGB would need Inception every epoch
     try:
       self.net = feature_net(config, 1)
@@ -165,6 +183,8 @@ class CollapseMonitor:
     """Class statistics of G's samples of the fixed noise of `config` (a sweep member's;
     default the monitor's own config)."""
     images = generate(config or self.config, state, sample_fn, self.num)
+    if self.stacked:
+      return stacked_modes(self.net, images)
     probs, _ = metrics.classify(self.net.apply_fn, self.net.params, self.net.prepare(images))
     # One split: the per-epoch curve tracks the trend; --mode=eval gives the 10-split score.
     score, _ = metrics.inception_score(probs, splits=1)
@@ -247,6 +267,15 @@ def evaluate(config: Any, workdir: str) -> dict:
                'mode_kl_uniform': stats['mode_kl_uniform'],
                'mode_counts': stats['per_mode_counts'].tolist()}
     protocol = {'metric': 'PacGAN mode counts', 'num_samples': n, **common}
+  elif config.data.name == STACKED:
+    net = feature_net(config, 1)
+    numbers = stacked_modes(net, fake)
+    protocol = {**net.protocol, 'metric': 'Stacked MNIST modes (VEEGAN / PacGAN)',
+                'num_samples': n, 'num_modes': metrics.stacked_mnist.NUM_MODES,
+                'published_num_samples': metrics.stacked_mnist.PROTOCOL_SAMPLES,
+                'mode': '100 d_R + 10 d_G + d_B, each channel classified on its own (argmax)',
+                'kl_direction': 'mode_kl_uniform = KL(p_gen || uniform over 1000 modes), nats',
+                **common}
   else:
     labels = np.asarray(systems.eval_inputs(config, n)[1]) if systems.is_conditional(config) else None
     numbers, protocol = _score_images(config, fake, labels, ds.image_shape)
@@ -258,6 +287,6 @@ def evaluate(config: Any, workdir: str) -> dict:
   wd.atomic_write_text(out_dir / 'metrics.json', json.dumps(result, indent=2) + '\n')
   shown = ' '.join(f'{k}={numbers[k]:.4g}' for k in
                    ('score', 'fid', 'kid', 'class_kl_uniform', 'classes_covered', 'modes_covered',
-                    'high_quality') if k in numbers)
+                    'mode_kl_uniform', 'high_quality') if k in numbers)
   logging.info('eval of step %d: %s -> %s', step, shown, out_dir / 'metrics.json')
   return result

@@ -49,38 +49,44 @@ def uses_vbn(gen: nn.Module) -> bool:
   return getattr(gen, 'norm', 'batch') == 'virtual'
 
 
-def generate(gen: nn.Module, params: Any, batch_stats: Any, z: jax.Array,
-             train: bool = True, z_ref: jax.Array | None = None) -> tuple[jax.Array, Any]:
-  """G(z) -> (images, new batch_stats). train=True normalises with batch statistics.
+def generate(gen: nn.Module, params: Any, batch_stats: Any, *inputs: jax.Array,
+             train: bool = True, ref: tuple[jax.Array, ...] | None = None
+             ) -> tuple[jax.Array, Any]:
+  """G(z) or, conditional, G(z, labels) -> (images, new batch_stats). train=True
+  normalises with batch statistics.
 
   A G with virtual batch norm is run twice (tricks.apply_with_reference): on the fixed
-  reference noise z_ref, whose statistics it stores, then on z.
+  reference inputs `ref` (vbn_reference), whose statistics it stores, then on inputs.
   """
   variables = {'params': params, 'batch_stats': batch_stats}
   if uses_vbn(gen):
     from jaxgan.nets import tricks  # pylint: disable=g-import-not-at-top
-    return tricks.apply_with_reference(gen, {'params': params}, z_ref, z, train=train), batch_stats
+    return (tricks.apply_with_reference(gen, {'params': params}, ref, inputs, train=train),
+            batch_stats)
   if not train:
-    return gen.apply(variables, z, train=False), batch_stats
-  out, upd = gen.apply(variables, z, train=True, mutable=['batch_stats'])
+    return gen.apply(variables, *inputs, train=False), batch_stats
+  out, upd = gen.apply(variables, *inputs, train=True, mutable=['batch_stats'])
   return out, upd.get('batch_stats', batch_stats)
 
 
-def vbn_reference(key: jax.Array, n: int, latent_dim: int, dist: str) -> jax.Array:
-  """The reference noise of virtual batch norm, fixed for the whole run (one key per run)."""
-  return latent(jax.random.fold_in(key, 2**31 - 1), n, latent_dim, dist)
+def vbn_reference(key: jax.Array, n: int, latent_dim: int, dist: str,
+                  num_classes: int = 0) -> tuple[jax.Array, ...]:
+  """Virtual batch norm's reference inputs, fixed for the whole run (one key per run):
+  (noise,), or (noise, labels) for a conditional G, the labels 0..K-1 cycling: every
+  class weighs in the reference statistics as much as in training, which draws them
+  uniformly."""
+  z = latent(jax.random.fold_in(key, 2**31 - 1), n, latent_dim, dist)
+  if num_classes:
+    return z, jnp.arange(n, dtype=jnp.int32) % num_classes
+  return (z,)
 
 
 def sample(models: Models, state: GANState, inputs: tuple[jax.Array, ...],
-           bn: str = 'batch', z_ref: jax.Array | None = None) -> jax.Array:
+           bn: str = 'batch', ref: tuple[jax.Array, ...] | None = None) -> jax.Array:
   """G(z) or G(z, y) in [-1, 1]; bn='batch' normalises with the batch's statistics,
-  'running' with the running averages; z_ref is virtual batch norm's reference noise."""
-  if len(inputs) == 2:
-    out, _ = generate_cond(models.gen, state.gen.params, state.gen.batch_stats, *inputs,
-                           train=(bn == 'batch'))
-  else:
-    out, _ = generate(models.gen, state.gen.params, state.gen.batch_stats, inputs[0],
-                      train=(bn == 'batch'), z_ref=z_ref)
+  'running' with the running averages; ref is virtual batch norm's reference input."""
+  out, _ = generate(models.gen, state.gen.params, state.gen.batch_stats, *inputs,
+                    train=(bn == 'batch'), ref=ref)
   return out
 
 
@@ -185,18 +191,19 @@ def gan_step(state: GANState, batch: dict, key: jax.Array, *, models: Models,
   k_d, k_g = jax.random.split(jax.random.fold_in(key, noise_step))
   cond = spec.num_classes > 0
 
-  # Virtual batch norm's reference batch: one noise batch fixed for the run (the key
+  # Virtual batch norm's reference batch: one input batch fixed for the run (the key
   # is the run's, not the step's).
-  z_ref = vbn_reference(key, n, spec.latent_dim, spec.noise) if uses_vbn(gen) else None
+  ref = (vbn_reference(key, n, spec.latent_dim, spec.noise, spec.num_classes)
+         if uses_vbn(gen) else None)
 
   def make_fake(params, batch_stats, k):
     k_z, k_y = jax.random.split(k)
     z = latent(k_z, n, spec.latent_dim, spec.noise)
     if cond:
       y = jax.random.randint(k_y, (n,), 0, spec.num_classes)
-      out, stats = generate_cond(gen, params, batch_stats, z, y)
+      out, stats = generate(gen, params, batch_stats, z, y, ref=ref)
       return out, stats, y
-    out, stats = generate(gen, params, batch_stats, z, z_ref=z_ref)
+    out, stats = generate(gen, params, batch_stats, z, ref=ref)
     return out, stats, None
 
   def d_keys(j):  # (fake noise, penalty, dropout) keys of D update j
@@ -282,13 +289,3 @@ def gan_step(state: GANState, batch: dict, key: jax.Array, *, models: Models,
   g_metrics = jax.tree.map(lambda v: v[-1], g_metrics)
   new_state = state.replace(step=state.step + 1, gen=gen_state, disc=disc_state)
   return new_state, {**d_metrics, **g_metrics}
-
-
-def generate_cond(gen: nn.Module, params: Any, batch_stats: Any, z: jax.Array,
-                  labels: jax.Array, train: bool = True) -> tuple[jax.Array, Any]:
-  """Class-conditional G(z, y) -> (images, new batch_stats)."""
-  variables = {'params': params, 'batch_stats': batch_stats}
-  if not train:
-    return gen.apply(variables, z, labels, train=False), batch_stats
-  out, upd = gen.apply(variables, z, labels, train=True, mutable=['batch_stats'])
-  return out, upd.get('batch_stats', batch_stats)

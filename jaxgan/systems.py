@@ -165,7 +165,7 @@ def validate(config: Any) -> None:
     raise UserError("minibatch discrimination compares a batch's examples with each other: "
                     "set --config.train.disc_batches=separate")
   _check_pack(config)
-  _choice('model.gen_norm', config.model.get('gen_norm', 'batch'), ('batch', 'virtual'))
+  nets.gen_norm_of(config.model)
   if t.class_smoothing and not is_conditional(config):
     raise UserError('train.class_smoothing smooths class labels: it needs a conditional model (num_classes > 0)')
 
@@ -173,12 +173,13 @@ def validate(config: Any) -> None:
 def make_sampler(config: Any, models: steps.Models) -> Callable:
   """jit-compiled (state, eval_inputs) -> G's outputs in [-1, 1], with G normalised as
   config.sample.bn says (and virtual batch norm given the run's reference batch)."""
-  z_ref = None
+  ref = None
   if steps.uses_vbn(models.gen):
-    z_ref = steps.vbn_reference(train_key(config), config.data.batch_size,
-                                config.model.latent_dim, config.model.get('noise', 'normal'))
+    ref = steps.vbn_reference(train_key(config), config.data.batch_size, config.model.latent_dim,
+                              config.model.get('noise', 'normal'),
+                              config.model.get('num_classes', 0))
   return jax.jit(lambda state, inputs: steps.sample(models, state, inputs, bn=config.sample.bn,
-                                                    z_ref=z_ref))
+                                                    ref=ref))
 
 
 def step_function(config: Any, models: steps.Models) -> Callable:

@@ -12,7 +12,7 @@ import jax
 import numpy as np
 from absl import logging
 
-from jaxgan import evaluate, parallel, pipeline, steps, sweep, systems
+from jaxgan import evaluate, held_out, parallel, pipeline, steps, sweep, systems
 from jaxgan.data import toy
 from jaxgan import workdir as wd
 from jaxgan.checkpoint import Checkpointer
@@ -196,6 +196,7 @@ def train(config: Any, workdir: str) -> dict:
   sample_fn = systems.make_sampler(config, models)
   eval_inputs = [systems.eval_inputs(m.config, _sample_count(config)) for m in members]
   monitor = evaluate.CollapseMonitor(config, ds.image_shape)
+  held = held_out.HeldOutLosses(config, models, ds)
   batch_size = config.data.batch_size
   logging.info('training %s on %s (%d examples, %d steps/epoch) from step %d to %d in %s%s '
                'on %d device(s)', config.system, config.data.name, len(ds), spe, start, total,
@@ -232,6 +233,8 @@ def train(config: Any, workdir: str) -> dict:
               record.update(_write_samples(m.config, m.workdir, out, done))
             if monitor.active:
               record.update(monitor(mstate, sample_fn, m.config))
+            if held.active:
+              record.update(held(mstate, m.config))
           if m.log is not None:
             m.log.write(record)
         msg = ' '.join(f'{k}={record[k]:.4g}' for k in

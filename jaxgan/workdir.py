@@ -27,8 +27,12 @@ RESUMABLE_PREFIXES = ('eval.', 'parallel.')
 
 # Fields added to the configs after runs were made, at the value that trains exactly as
 # before they existed: a run whose config.json lacks one resumes when the new config
-# holds this value.
-ADDED_FIELDS = {'train.mmd_fake': 'g_step', 'train.noise_period': 0, 'model.pack': 1}
+# holds this value. A callable gives the value from the new (flat) config.
+ADDED_FIELDS = {
+    'train.mmd_fake': 'g_step', 'train.noise_period': 0, 'model.pack': 1,
+    # Goodfellow's MLP G had no normalisation; every other G had BatchNorm.
+    'model.gen_norm': lambda new: 'none' if new.get('model.name') == 'mlp_maxout' else 'batch',
+}
 
 
 def _resumable(key: str) -> bool:
@@ -38,8 +42,10 @@ def _resumable(key: str) -> bool:
 def _differs(key: str, old: dict, new: dict) -> bool:
   if _resumable(key):
     return False
-  if key not in old and key in ADDED_FIELDS and new.get(key) == ADDED_FIELDS[key]:
-    return False
+  if key not in old and key in ADDED_FIELDS:
+    neutral = ADDED_FIELDS[key]
+    if new.get(key) == (neutral(new) if callable(neutral) else neutral):
+      return False
   return old.get(key, '<absent>') != new.get(key, '<absent>')
 
 

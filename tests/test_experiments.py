@@ -9,7 +9,8 @@ from jaxgan import experiments
 from jaxgan.data import toy
 from jaxgan.errors import UserError
 from jaxgan.experiments import __main__ as cli
-from jaxgan.experiments import report, runner, seed000, toy2d
+from jaxgan.experiments import (compare, report, runner, seed000, seed001, seed002, seed003,
+                                stacked_mnist, toy2d)
 
 # configs/toy2d.py shrunk: 2 seeds vmapped, 20 steps an epoch of 200 points.
 TINY = {'data.toy_size': 200, 'train.num_epochs': 1, 'log_every_steps': 10}
@@ -83,13 +84,15 @@ def test_run_refuses_another_experiments_folder_and_unknown_jobs(tmp_path):
 
 
 def test_dry_run_validates_every_job_and_trains_nothing(tmp_path, capsys):
-  for name in ('seed000', 'toy2d'):
+  for name in experiments.EXPERIMENTS:
     for scale in ('cpu', 'full'):
       assert cli.main(['run', name, f'--scale={scale}', f'--out={tmp_path / name}',
                        '--dry-run']) == 0
   out = capsys.readouterr().out
   assert 'seed000 at scale full: 6 jobs, 72 members' in out
   assert 'toy2d at scale cpu: 16 jobs, 160 members' in out
+  assert 'seed001 at scale full: 4 jobs, 12 members' in out
+  assert 'stacked_mnist at scale full: 3 jobs, 9 members' in out
   assert not any(tmp_path.iterdir())
 
 
@@ -207,3 +210,61 @@ def test_runs_made_before_a_field_existed_resume_at_its_neutral_value(tmp_path):
   config.model.pack = 2
   with pytest.raises(UserError, match='model.pack: <absent> -> 2'):
     wd.check_config(tmp_path, config)
+
+
+def test_issue13_experiments_share_a_budget_per_row():
+  # seed003: every row the same iterations and batch; WGAN rows 5 critic steps.
+  for scale in ('cpu', 'full'):
+    js = seed003.jobs(scale)
+    assert {(j.overrides['train.num_steps'], j.overrides['data.batch_size']) for j in js} == {
+        (seed003.SCALES[scale]['steps'], 64)}
+  full = {j.name: j for j in seed003.jobs('full')}
+  assert {j.config for j in full.values()} == {'configs/dcgan_5x5.py'}
+  assert full['wgan_gp'].overrides['model.disc_norm'] == 'layer'
+  # seed001: both systems on both datasets, held-out losses on.
+  assert {(j.labels['row'], j.labels['dataset']) for j in seed001.jobs('cpu')} == {
+      (r, d) for r in ('acgan', 'vtgan') for d in ('mnist', 'fashion_mnist')}
+  assert all(j.overrides['eval.held_out_batches'] > 0 for j in seed001.jobs('full'))
+  # seed002: each trick is one change from the plain row.
+  plain, *tricks = seed002.jobs('cpu')
+  for j in tricks:
+    assert set(j.overrides) - set(plain.overrides) == set(seed002.ROWS[tricks.index(j) + 1].overrides)
+  # stacked_mnist: PacDCGAN2 takes the steps of the other rows (64 packs a batch).
+  steps = {}
+  for j in stacked_mnist.jobs('full'):
+    per_epoch = 128_000 // j.overrides['data.batch_size']
+    steps[j.name] = per_epoch * j.overrides['train.num_epochs']
+  assert steps == {'dcgan': 100_000, 'mmd': 100_000, 'pac2': 100_000}
+
+
+def _scored(step, **eval_numbers):
+  ev = {'score': 8.0, 'fid': 10.0, 'kid': 1.0, 'classes_covered': 10, 'class_kl_uniform': 0.01,
+        **eval_numbers}
+  curve = [{'step': s, 'd_loss': 1.0 + s / 100, 'g_loss': 2.0} for s in (step // 2, step)]
+  return {**_member('x', [{'step': step, 'epoch': 1}], eval=ev), 'curve': curve}
+
+
+def test_compare_table_is_mean_and_std_over_seeds_with_label_accuracy(tmp_path):
+  jobs = {'mnist_acgan': {'labels': {'row': 'acgan', 'label': 'AC-GAN', 'dataset': 'mnist'},
+                          'batch_size': 100, 'overrides': {'seed': 0},
+                          'members': [_scored(300, label_accuracy=0.8, fid=10.0),
+                                      _scored(300, label_accuracy=0.6, fid=14.0)]}}
+  results = {**_results('seed001', jobs), '_dir': str(tmp_path)}
+  table = compare.score_table(results, label_accuracy=True)
+  assert ('| AC-GAN | MNIST | reduced | 300 | 100 | 2 | 70.0 ± 10.0 | 8.00 ± 0.00 | '
+          '12.00 ± 2.00 |') in table
+  assert compare.plot_losses(results, tmp_path / 'l.png', ('d_loss', 'g_loss'))
+  assert (tmp_path / 'l.png').stat().st_size > 1000
+
+
+def test_stacked_mnist_report_sets_published_rows_beside_ours(tmp_path):
+  jobs = {'dcgan': {'labels': {'row': 'dcgan', 'label': 'DCGAN', 'dataset': 'stacked_mnist'},
+                    'batch_size': 64, 'overrides': {'seed': 0},
+                    'members': [{**_member('x', [{'step': 400, 'epoch': 2, 'modes_covered': 300,
+                                                  'mode_kl_uniform': 1.5}]),
+                                 'eval': {'modes_covered': 412, 'mode_kl_uniform': 1.25}}]}}
+  results = {**_results('stacked_mnist', jobs), '_dir': str(tmp_path)}
+  results['protocol'] = stacked_mnist.protocol('cpu')
+  md = stacked_mnist.report(results, tmp_path / 'fig')
+  assert '| DCGAN | reduced | 400 | 64 | 1 | 412.0 | 1.25 |' in md
+  assert '| VEEGAN/PacGAN paper: PacDCGAN2 | published | - | 64 packs | - | 1000 | 0.06 |' in md

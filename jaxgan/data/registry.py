@@ -3,16 +3,18 @@
   dataset = load_images(config.data)        # Dataset(images uint8 [N, H, W, C], labels, ...)
 
 `config.data` fields (an ml_collections ConfigDict, or a plain dict):
-  name:       'mnist' | 'fashion_mnist' | 'cifar10' | 'image_folder' | 'celeba' | 'mnist64'.
-  dir:        where the files are (None: $JAXGAN_DATA_DIR/<name>/, then the cache); for
-              backend='tfds' the TFDS data_dir.
+  name:       'mnist' | 'fashion_mnist' | 'cifar10' | 'image_folder' | 'celeba' | 'mnist64' |
+              'stacked_mnist' (stacked.py: three MNIST digits as R, G, B; labels are the
+              1,000 modes; data.stacked_size and data.stacked_seed, default 128,000 and 0).
+  dir:        where the files are (None: $JAXGAN_DATA_DIR/<name>/, then the cache; mnist/
+              for mnist64 and stacked_mnist); for backend='tfds' the TFDS data_dir.
   image_size: output side; default the dataset's own (28 MNIST, 32 CIFAR-10, 64 folders and
               mnist64). MNIST-like and CIFAR-10 are resized (antialiased bilinear) if it differs.
   channels:   1 or 3; default the dataset's own (1 MNIST, 3 otherwise). 1 -> 3 repeats grey,
               3 -> 1 takes the luma.
   crop_size:  image folders and CelebA: side of the centred square crop before resizing
               (default: the short side; 108 reproduces the DCGAN-tensorflow CelebA crops).
-  limit:      use only the first N images (None or 0: all).
+  limit:      use only the first N images (None or 0: all); stacked_mnist builds only those.
   backend:    'files' (default) or 'tfds' (CelebA only; needs tensorflow-datasets).
 """
 
@@ -26,11 +28,13 @@ import numpy as np
 from jaxgan.data import cifar
 from jaxgan.data import idx
 from jaxgan.data import images as image_lib
+from jaxgan.data import stacked
 from jaxgan.data import toy
 from jaxgan.errors import DataError
 from jaxgan.errors import UserError
 
-IMAGE_DATASETS = ('mnist', 'fashion_mnist', 'cifar10', 'image_folder', 'celeba', 'mnist64')
+IMAGE_DATASETS = ('mnist', 'fashion_mnist', 'cifar10', 'image_folder', 'celeba', 'mnist64',
+                  'stacked_mnist')
 BACKENDS = ('files', 'tfds')
 
 _TFDS_CELEBA_SPLITS = ('train', 'validation', 'test')
@@ -158,7 +162,8 @@ def load_images(data_cfg, split: str = 'train') -> Dataset:
   Args:
     data_cfg: `config.data`; only `name` is required. Optional fields are read with
       `.get(key, default)`, so configs that lack them keep working.
-    split: 'train' or 'test' for mnist, fashion_mnist, mnist64 and cifar10; 'train',
+    split: 'train' or 'test' for mnist, fashion_mnist, mnist64, stacked_mnist (the MNIST
+      split its digits come from) and cifar10; 'train',
       'validation' or 'test' for CelebA through TFDS; image folders have only 'train'.
 
   Returns:
@@ -198,6 +203,14 @@ def load_images(data_cfg, split: str = 'train') -> Dataset:
       image_size, channels = image_size or 64, channels or 3
     return Dataset(_adapt(images, image_size, channels), labels, idx.NUM_CLASSES, name,
                    tuple(str(i) for i in range(idx.NUM_CLASSES)))
+
+  if name == 'stacked_mnist':
+    if channels not in (None, 3):
+      raise UserError(f'stacked_mnist has 3 channels (one digit each), got '
+                      f'data.channels={channels}')
+    images, labels = stacked.load_stacked_mnist(data_cfg, split, limit)
+    return Dataset(_adapt(images, image_size, channels), labels, stacked.NUM_MODES, name,
+                   stacked.CLASS_NAMES)
 
   if name == 'cifar10':
     images, labels = cifar.load_cifar10(split, data_dir)

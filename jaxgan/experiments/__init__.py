@@ -8,6 +8,8 @@ and writes DIR/results.json: every number with its protocol, commit, machine, sc
 wall time. `report` turns results.json files into the tables and figures of
 docs/results.md. The experiments are listed in EXPERIMENTS (see each module's docstring).
 """
-from jaxgan.experiments import seed000, toy2d
+from jaxgan.experiments import seed000, seed001, seed002, seed003, stacked_mnist, toy2d
 
-EXPERIMENTS = {e.name: e for e in (seed000.EXPERIMENT, toy2d.EXPERIMENT)}
+EXPERIMENTS = {e.name: e for e in (seed000.EXPERIMENT, toy2d.EXPERIMENT, seed001.EXPERIMENT,
+                                   seed002.EXPERIMENT, seed003.EXPERIMENT,
+                                   stacked_mnist.EXPERIMENT)}

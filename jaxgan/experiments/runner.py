@@ -23,7 +23,7 @@ from typing import Any, Callable
 import jax
 from absl import logging
 
-from jaxgan import evaluate, sweep, systems, train
+from jaxgan import evaluate, held_out, sweep, systems, train
 from jaxgan import workdir as wd
 from jaxgan.config_util import load_config_file, set_field
 from jaxgan.errors import UserError
@@ -101,12 +101,19 @@ EPOCH_FIELDS = ('step', 'epoch', 'd_loss', 'g_loss', 'mmd2', 'class_kl_uniform',
                 'mode_kl_uniform', 'mode_counts')
 
 
+HELD_OUT_PREFIXES = tuple(f'{split}_' for split in held_out.SPLITS)
+# Loss fields kept at every logged step (the means over each logging interval).
+CURVE_FIELDS = ('step', 'epoch', 'd_loss', 'g_loss', 'd_adv', 'g_adv', 'd_class', 'g_class', 'gp',
+                'mmd2', 'feature_matching', 'd_real', 'd_fake')
+
+
 def collect_member(config: Any, folder: pathlib.Path, do_eval: bool) -> dict:
-  """A member's per-epoch curve (from metrics.jsonl) and final numbers."""
+  """A member's per-epoch lines and loss curve (from metrics.jsonl) and final numbers."""
   records = wd.read_metrics(folder / 'metrics.jsonl')
-  epochs = [{k: r[k] for k in EPOCH_FIELDS if k in r} for r in records
-            if 'class_histogram' in r or 'modes_covered' in r]
-  out = {'per_epoch': epochs, 'final': dict(epochs[-1]) if epochs else {},
+  epochs = [{k: v for k, v in r.items() if k in EPOCH_FIELDS or k.startswith(HELD_OUT_PREFIXES)}
+            for r in records if 'class_histogram' in r or 'modes_covered' in r]
+  curve = [{k: r[k] for k in CURVE_FIELDS if k in r} for r in records if 'd_loss' in r]
+  out = {'per_epoch': epochs, 'curve': curve, 'final': dict(epochs[-1]) if epochs else {},
          'steps': records[-1]['step'] if records else 0}
   if do_eval:
     path = folder / 'eval' / 'metrics.json'

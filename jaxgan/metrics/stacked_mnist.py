@@ -7,7 +7,8 @@ classified by the MNIST classifier, modes = distinct predicted triples, and
 KL(p_gen || uniform over 1000).
 
 Channel order: channel 0 (R) is the hundreds digit, channel 1 (G) the tens, channel 2 (B) the
-units, so the triple (d0, d1, d2) is mode 100 d0 + 10 d1 + d2.
+units, so the triple (d0, d1, d2) is mode 100 d0 + 10 d1 + d2. The training set and the
+mode ids live in jaxgan/data/stacked.py (data.name='stacked_mnist'); this module scores samples.
 """
 from __future__ import annotations
 
@@ -15,39 +16,16 @@ from typing import Any, Callable
 
 import numpy as np
 
+from jaxgan.data.stacked import make_stacked_mnist  # pylint: disable=unused-import  (re-exported)
+from jaxgan.data.stacked import mode_id as label_to_mode
+from jaxgan.data.stacked import NUM_MODES
 from jaxgan.errors import UserError
 from jaxgan.metrics.classifier import classify
 from jaxgan.metrics.scores import class_histogram_stats
 
-NUM_MODES = 1000
-PROTOCOL_SAMPLES = 26_000   # samples scored per model in the VEEGAN / PacGAN tables
-
-
-def label_to_mode(d0, d1, d2):
-  """Mode id 100 d0 + 10 d1 + d2 of the digits in channels 0 (R), 1 (G), 2 (B); ints or arrays."""
-  return 100 * np.asarray(d0) + 10 * np.asarray(d1) + np.asarray(d2)
-
-
-def make_stacked_mnist(images, labels, n: int, seed: int = 0) -> tuple[np.ndarray, np.ndarray]:
-  """Draws n Stacked MNIST images, each channel an MNIST digit drawn independently and uniformly.
-
-  Args:
-    images: uint8 [N, 28, 28, 1] MNIST images (`jaxgan.data.load_dataset`).
-    labels: int [N] their digits.
-    n: number of stacked images.
-    seed: numpy seed; the same seed gives the same images.
-
-  Returns:
-    (uint8 [n, 28, 28, 3], int64 mode ids [n] in 0..999; see `label_to_mode`).
-  """
-  images, labels = np.asarray(images), np.asarray(labels)
-  if images.ndim != 4 or images.shape[-1] != 1 or len(images) != len(labels) or not len(images):
-    raise UserError(f'make_stacked_mnist expects images [N, H, W, 1] and labels [N] with N > 0, '
-                    f'got {images.shape} and {labels.shape}')
-  idx = np.random.default_rng(seed).integers(0, len(images), size=(n, 3))
-  stacked = np.concatenate([images[idx[:, c]] for c in range(3)], axis=-1)
-  modes = label_to_mode(*(labels[idx[:, c]] for c in range(3))).astype(np.int64)
-  return stacked, modes
+# Samples scored per model: num_test_sample of the PacGAN code's VEEGAN experiment
+# (github.com/fjxmlzn/PacGAN, stacked_MNIST_experiments/VEEGAN_experiment/config.py).
+PROTOCOL_SAMPLES = 26_000
 
 
 def channel_predictions(apply_fn: Callable, params: Any, images, batch_size: int = 1000
@@ -72,7 +50,9 @@ def stacked_mnist_metric(channel_preds) -> dict:
 
   Returns:
     dict with modes (distinct triples, 0..1000), kl_to_uniform (KL(p_gen || uniform over 1000)
-    in nats, 0 for a perfectly even spread, log 1000 ~ 6.91 for a single mode) and num_samples.
+    = sum_m p_m log(1000 p_m) in nats, 0 for a perfectly even spread, log 1000 ~ 6.91 for a
+    single mode; the direction of the PacGAN code's log_metrics), histogram (1000 ints,
+    samples per mode id) and num_samples.
   """
   preds = np.asarray(channel_preds)
   if preds.ndim != 2 or preds.shape[1] != 3:
@@ -81,4 +61,4 @@ def stacked_mnist_metric(channel_preds) -> dict:
     raise UserError(f'digit predictions must lie in 0..9, got {preds.min()}..{preds.max()}')
   stats = class_histogram_stats(label_to_mode(preds[:, 0], preds[:, 1], preds[:, 2]), NUM_MODES)
   return {'modes': stats['classes_covered'], 'kl_to_uniform': stats['kl_to_uniform'],
-          'num_samples': int(len(preds))}
+          'histogram': stats['histogram'], 'num_samples': int(len(preds))}

@@ -5,6 +5,7 @@ head, (logit, features, class_logits [N, K]); it takes `train` and `num_groups` 
 number of equal batch groups normalised separately, see layers.BatchNorm).
 `model.pack` = m > 1 wraps the discriminator in pack.Packed: it then judges packs of m
 samples and returns one logit (and feature row) per pack, [N/m].
+`model.gen_norm` is the generator's normalisation; GEN_NORMS lists each network's values.
 """
 from __future__ import annotations
 
@@ -28,7 +29,7 @@ def _need(shape, ok: Callable[[tuple], bool], what: str, name: str) -> None:
 def _dcgan28(m, shape, num_classes, dtype):
   _need(shape, lambda s: len(s) == 3 and s[:2] == (28, 28), '28x28 images', 'dcgan28')
   return (Generator28(channels=shape[2], base_width=m.gen_width, upconv_impl=m.upconv_impl,
-                      dtype=dtype),
+                      norm=gen_norm_of(m), dtype=dtype),
           Discriminator28(feature_dim=m.feature_dim, width=m.disc_width,
                           norm=m.get('disc_norm', 'batch'), dtype=dtype))
 
@@ -38,7 +39,7 @@ def _dcgan(m, shape, num_classes, dtype):
         'square images with a side divisible by 16 (e.g. 64)', 'dcgan')
   return (dcgan.DCGANGenerator(image_size=shape[0], channels=shape[2], ngf=m.ngf,
                                kernel_size=m.kernel_size, upconv_impl=m.upconv_impl,
-                               norm=m.get('gen_norm', 'batch'), dtype=dtype),
+                               norm=gen_norm_of(m), dtype=dtype),
           dcgan.DCGANDiscriminator(ndf=m.ndf, kernel_size=m.kernel_size, norm=m.disc_norm,
                                    dtype=dtype))
 
@@ -50,14 +51,15 @@ def _acgan(m, shape, num_classes, dtype):
     raise UserError(f'model.num_classes is {m.num_classes} but the data has {num_classes} classes')
   return (acgan.ConditionalGenerator(num_classes=m.num_classes, image_size=shape[0],
                                      channels=shape[2], width=m.gen_width,
-                                     upconv_impl=m.upconv_impl, dtype=dtype),
+                                     upconv_impl=m.upconv_impl, norm=gen_norm_of(m), dtype=dtype),
           acgan.AuxClassifierDiscriminator(num_classes=m.num_classes, width_mult=m.disc_width_mult,
                                            minibatch_kernels=m.minibatch_kernels,
                                            minibatch_dim=m.minibatch_dim, dtype=dtype))
 
 
 def _mlp_maxout(m, shape, num_classes, dtype):
-  return (mlp.MLPGenerator(out_shape=shape, hidden=tuple(m.gen_hidden), dtype=dtype),
+  return (mlp.MLPGenerator(out_shape=shape, hidden=tuple(m.gen_hidden), norm=gen_norm_of(m),
+                           dtype=dtype),
           mlp.MaxoutDiscriminator(units=m.maxout_units, pieces=m.maxout_pieces,
                                   dropout=m.dropout, dtype=dtype))
 
@@ -79,12 +81,30 @@ def _toy_pacgan(m, shape, num_classes, dtype):
 NETWORKS = {'dcgan28': _dcgan28, 'dcgan': _dcgan, 'acgan': _acgan, 'mlp_maxout': _mlp_maxout,
             'toy': _toy, 'toy_pacgan': _toy_pacgan}
 
+# The values of model.gen_norm each generator takes, its default first: how it
+# normalised before the field existed (none in Goodfellow's MLP and the 2-D G, BatchNorm
+# in the DCGANs and PacGAN's 2-D G), used when a config has no gen_norm.
+GEN_NORMS = {'dcgan28': ('batch', 'virtual'), 'dcgan': ('batch', 'virtual'),
+             'acgan': ('batch', 'virtual'), 'mlp_maxout': ('none', 'batch', 'virtual'),
+             'toy': ('none',), 'toy_pacgan': ('batch',)}
+
+
+def gen_norm_of(model: Any) -> str:
+  """config.model.gen_norm, or the generator's default when the config has none."""
+  if model.name not in NETWORKS:
+    raise UserError(f'unknown model {model.name!r}: choose one of {sorted(NETWORKS)}')
+  allowed = GEN_NORMS[model.name]
+  kind = model.get('gen_norm', allowed[0])
+  if kind not in allowed:
+    raise UserError(f'model.gen_norm must be one of {list(allowed)} for model {model.name!r}, '
+                    f'got {kind!r}')
+  return kind
+
 
 def build_networks(model: Any, data_shape: tuple[int, ...],
                    num_classes: int | None = None) -> tuple[nn.Module, nn.Module]:
   """(generator, discriminator) for config.model on data of shape [H, W, C] or [2]."""
-  if model.name not in NETWORKS:
-    raise UserError(f'unknown model {model.name!r}: choose one of {sorted(NETWORKS)}')
+  gen_norm_of(model)  # model.name and model.gen_norm, checked before anything is built
   dtype = {'float32': None, 'bfloat16': jnp.bfloat16}[model.get('compute_dtype', 'float32')]
   gen, disc = NETWORKS[model.name](model, tuple(data_shape), num_classes, dtype)
   m = model.get('pack', 1)

@@ -8,6 +8,10 @@ Seed 001's tables (sections 3.2, 3.3), for 32x32 images (MNIST is padded to 32x3
      -> 3 x [ConvT 5x5 s2 (256, 128, 64) -> BN -> LeakyReLU] -> ConvT 5x5 s2 C -> tanh
 The class label enters G by concatenating its one-hot code to z (a choice: the seed
 does not say how; see BUILD_NOTES.md).
+
+G's `norm` (config.model.gen_norm) 'virtual' replaces its three BatchNorms by virtual
+batch normalisation (Salimans et al. 2016, SPEC S9); the step then runs G on a fixed
+reference batch of noise and labels first (steps.vbn_reference, steps.generate).
 """
 from __future__ import annotations
 
@@ -18,7 +22,7 @@ import jax
 import jax.numpy as jnp
 
 from jaxgan.nets import layers
-from jaxgan.nets.dcgan28 import batch_norm
+from jaxgan.nets.dcgan28 import batch_norm, gen_norm
 
 # (kernel, stride, filters, batch norm) of seed 001's discriminator table.
 DISC_TABLE = ((5, 2, 16, False), (5, 1, 32, True), (3, 2, 64, True),
@@ -32,6 +36,7 @@ class ConditionalGenerator(nn.Module):
   channels: int = 1
   width: int = 512
   upconv_impl: str = 'subpixel'
+  norm: str = 'batch'
   conv_impl: str = 'auto'
   dtype: Any = None
 
@@ -45,7 +50,7 @@ class ConditionalGenerator(nn.Module):
     for div in (2, 4, 8):
       x = layers.UpConv(self.width // div, 5, 2, use_bias=False, impl=self.upconv_impl,
                         conv_impl=self.conv_impl, kernel_init=init, dtype=self.dtype)(x)
-      x = nn.leaky_relu(batch_norm(train, self.dtype)(x), 0.2)
+      x = nn.leaky_relu(gen_norm(self.norm, train, self.dtype)(x), 0.2)
     x = layers.UpConv(self.channels, 5, 2, impl=self.upconv_impl, conv_impl=self.conv_impl,
                       kernel_init=init, dtype=self.dtype)(x)
     # float32 images whatever the compute dtype.

@@ -32,15 +32,8 @@ import flax.linen as nn
 import jax
 import jax.numpy as jnp
 
-from jaxgan.nets import layers, tricks
-from jaxgan.nets.dcgan28 import batch_norm, normalization
-
-
-def gen_norm(kind: str, train: bool, dtype: Any = None):
-  """G's normalisation: 'batch' (BatchNorm) or 'virtual' (virtual batch norm, S9)."""
-  if kind == 'virtual':
-    return tricks.VirtualBatchNorm(scale_init=layers.bn_scale_init(), dtype=dtype)
-  return batch_norm(train, dtype)
+from jaxgan.nets import layers
+from jaxgan.nets.dcgan28 import gen_norm, normalization
 
 
 class DCGANGenerator(nn.Module):

@@ -15,6 +15,10 @@ It changes neither the parameters nor the function.
 
 `dtype` (config.model.compute_dtype: None = float32, or bfloat16) is the compute dtype
 of every layer; parameters, BatchNorm statistics and the outputs stay float32.
+
+G's `norm` (config.model.gen_norm) 'virtual' replaces both of its BatchNorms by virtual
+batch normalisation (Salimans et al. 2016, SPEC S9); the step then runs G with a fixed
+reference batch (steps.generate).
 """
 from __future__ import annotations
 
@@ -24,7 +28,7 @@ import flax.linen as nn
 import jax
 import jax.numpy as jnp
 
-from jaxgan.nets import layers
+from jaxgan.nets import layers, tricks
 
 
 def batch_norm(train: bool, dtype: Any = None, num_groups: int = 1) -> layers.BatchNorm:
@@ -45,11 +49,24 @@ def normalization(kind: str, train: bool, num_groups: int = 1, dtype: Any = None
   raise ValueError(f"norm must be 'batch', 'layer' or 'none', got {kind!r}")
 
 
+def gen_norm(kind: str, train: bool, dtype: Any = None):
+  """G's normalisation (config.model.gen_norm): 'batch' (BatchNorm), 'virtual' (virtual
+  batch norm, S9, with the same DCGAN scale init) or 'none'."""
+  if kind == 'virtual':
+    return tricks.VirtualBatchNorm(scale_init=layers.bn_scale_init(), dtype=dtype)
+  if kind == 'batch':
+    return batch_norm(train, dtype)
+  if kind == 'none':
+    return lambda x: x
+  raise ValueError(f"gen_norm must be 'batch', 'virtual' or 'none', got {kind!r}")
+
+
 class Generator28(nn.Module):
   """z [N, latent] -> images [N, 28, 28, channels] in [-1, 1]."""
   channels: int = 1
   base_width: int = 256
   upconv_impl: str = 'subpixel'
+  norm: str = 'batch'
   conv_impl: str = 'auto'
   dtype: Any = None
 
@@ -57,11 +74,11 @@ class Generator28(nn.Module):
   def __call__(self, z: jax.Array, train: bool = True) -> jax.Array:
     init = layers.dcgan_init()
     x = layers.dense(7 * 7 * self.base_width, use_bias=False, kernel_init=init, dtype=self.dtype)(z)
-    x = nn.relu(batch_norm(train, self.dtype)(x))
+    x = nn.relu(gen_norm(self.norm, train, self.dtype)(x))
     x = x.reshape(x.shape[0], 7, 7, self.base_width)
     x = layers.UpConv(self.base_width // 2, 4, 2, use_bias=False, impl=self.upconv_impl,
                       conv_impl=self.conv_impl, kernel_init=init, dtype=self.dtype)(x)
-    x = nn.relu(batch_norm(train, self.dtype)(x))
+    x = nn.relu(gen_norm(self.norm, train, self.dtype)(x))
     x = layers.UpConv(self.channels, 4, 2, impl=self.upconv_impl, conv_impl=self.conv_impl,
                       kernel_init=init, dtype=self.dtype)(x)
     # float32 images whatever the compute dtype: D's input and the MMD side see float32.

@@ -3,6 +3,14 @@ PacGAN's 2-D networks (configs/toy2d_pacgan.py).
 
 `dtype` is the compute dtype (config.model.compute_dtype; None = float32): parameters
 stay float32 and every network output is returned as float32 for the losses.
+
+The maxout GAN's generator (Goodfellow et al. 2014) has no normalisation, and that stays
+its default (`norm='none'`). `norm='virtual'` adds virtual batch norm (Salimans et al.
+2016, SPEC S9), which they used in G's hidden layers, and `norm='batch'` BatchNorm, both
+at the same place: after each hidden layer's affine map, before its ReLU, where
+DCGAN-style generators normalise; the output layer is not normalised. The normalised
+hidden layers have no bias: the normalisation would subtract it again, and its learnt
+shift takes its place.
 """
 from __future__ import annotations
 
@@ -15,6 +23,7 @@ import jax.numpy as jnp
 
 # dense: nn.Dense with float32 accumulation of bfloat16 matmuls (several modules have a
 # `layers` field, hence the direct imports).
+from jaxgan.nets.dcgan28 import gen_norm
 from jaxgan.nets.layers import BatchNorm, dcgan_init, dense
 from jaxgan.nets.tricks import MinibatchDiscrimination
 
@@ -34,17 +43,22 @@ class Maxout(nn.Module):
 
 
 class MLPGenerator(nn.Module):
-  """z [N, latent] -> ReLU MLP -> images [N, *out_shape] with tanh (pixels in [-1, 1])."""
+  """z [N, latent] -> ReLU MLP -> images [N, *out_shape] with tanh (pixels in [-1, 1]).
+
+  norm: 'none' | 'batch' | 'virtual', the normalisation of each hidden layer (see the
+  module docstring); with 'virtual' the step supplies a reference batch (steps.generate).
+  """
   out_shape: Sequence[int] = (28, 28, 1)
   hidden: Sequence[int] = (1200, 1200)
+  norm: str = 'none'
   dtype: Any = None
 
   @nn.compact
   def __call__(self, z: jax.Array, train: bool = True) -> jax.Array:
-    del train  # no BatchNorm or dropout in G
     x = z
     for width in self.hidden:
-      x = nn.relu(dense(width, dtype=self.dtype)(x))
+      x = dense(width, use_bias=self.norm == 'none', dtype=self.dtype)(x)
+      x = nn.relu(gen_norm(self.norm, train, self.dtype)(x))
     x = dense(math.prod(self.out_shape), dtype=self.dtype)(x)
     return jnp.tanh(x.astype(jnp.float32)).reshape((z.shape[0],) + tuple(self.out_shape))
 

@@ -160,20 +160,22 @@ class VirtualBatchNorm(nn.Module):
     return y.astype(self.dtype or x.dtype)
 
 
-def apply_with_reference(module: nn.Module, variables: Any, ref: jax.Array, x: jax.Array,
+def apply_with_reference(module: nn.Module, variables: Any, ref: Any, x: Any,
                          *args: Any, **kwargs: Any) -> Any:
   """module(x) with every VirtualBatchNorm using the statistics of the batch `ref`.
 
   Args:
     module: a linen module containing VirtualBatchNorm layers.
     variables: its variables ('params', ...); a stale 'vbn_ref' entry is replaced.
-    ref: the reference batch [n, ...] (same trailing shape as x).
-    x: the batch to run [N, ...].
+    ref: the reference batch [n, ...] (same trailing shape as x), or a tuple of the
+      module's per-example inputs, e.g. (noise, labels) of a conditional generator.
+    x: the batch to run [N, ...], or a tuple like ref's.
     *args, **kwargs: passed to both `apply` calls (for modules whose only mutable
       state is 'vbn_ref'; with BatchNorm in training mode too, run the passes by hand).
   Returns:
     module's output on x. Pure and jittable; gradients wrt params flow through both
     passes, as in Salimans et al., where the reference batch is propagated each step.
   """
-  _, ref_vars = module.apply(variables, ref, *args, mutable=[VBN_COLLECTION], **kwargs)
-  return module.apply({**variables, **ref_vars}, x, *args, **kwargs)
+  ref, x = (v if isinstance(v, tuple) else (v,) for v in (ref, x))
+  _, ref_vars = module.apply(variables, *ref, *args, mutable=[VBN_COLLECTION], **kwargs)
+  return module.apply({**variables, **ref_vars}, *x, *args, **kwargs)
