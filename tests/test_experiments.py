@@ -255,6 +255,14 @@ def test_compare_table_is_mean_and_std_over_seeds_with_label_accuracy(tmp_path):
           '12.00 ± 2.00 |') in table
   assert compare.plot_losses(results, tmp_path / 'l.png', ('d_loss', 'g_loss'))
   assert (tmp_path / 'l.png').stat().st_size > 1000
+  # seed001's own figure: the held-out terms of each epoch line, train beside test.
+  for m in jobs['mnist_acgan']['members']:
+    m['per_epoch'] = [{'step': 60 * e, 'epoch': e, **{f'{split}_{term}': 1.0 + e
+                       for split in ('train', 'test') for term, _ in seed001.HELD_OUT_PANELS}}
+                      for e in (1, 2)]
+  results['protocol'] = seed001.protocol('cpu')
+  md = seed001.report(results, tmp_path / 'fig')
+  assert '![held_out](' in md and (tmp_path / 'fig' / 'seed001_cpu_held_out.png').is_file()
 
 
 def test_stacked_mnist_report_sets_published_rows_beside_ours(tmp_path):

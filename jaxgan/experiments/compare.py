@@ -101,7 +101,8 @@ def plot_losses(results: dict, path: pathlib.Path, fields: tuple[str, ...]) -> b
     ax.set_title(f'{labels["label"]}, {DATA_NAMES.get(labels["dataset"], labels["dataset"])}'
                  f' ({len(ms)} seed{"s" * (len(ms) > 1)})', fontsize=8)
     ax.set_xlabel('step')
-    ax.legend(fontsize=6)
+    if ax.lines:
+      ax.legend(fontsize=6)
   for ax in list(axes.flat)[len(panels):]:
     ax.axis('off')
   fig.tight_layout()
@@ -134,19 +135,28 @@ def last_grids(results: dict, path: pathlib.Path) -> bool:
   return True
 
 
-def figures_markdown(results: dict, figures: pathlib.Path, name: str,
-                     loss_fields: tuple[str, ...]) -> list[str]:
-  """The loss-curve figure and the sample grids, as markdown lines."""
+def section(results: dict, figures: pathlib.Path, *, table: str, notes: str,
+            loss_fields: tuple[str, ...], extra: tuple | None = None) -> str:
+  """An experiment's report: its table, a paragraph of notes (protocol, published claim),
+  its own figure if any (extra = (suffix, plot(results, path) -> drawn, caption)), the
+  loss curves and the last sample grids."""
   figures.mkdir(parents=True, exist_ok=True)
-  order = ', '.join(f'{l["label"]} ({DATA_NAMES.get(l["dataset"], l["dataset"])})'
-                    for l, ms in groups(results) if ms)
-  lines = []
+  name = f'{results["experiment"]}_{results["scale"]}'
+  lines = [table, '', notes]
+  if extra is not None:
+    suffix, plot, caption = extra
+    path = figures / f'{name}_{suffix}.png'
+    if plot(results, path):
+      lines += ['', caption, '', f'![{suffix}]({rep.rel(path)})']
   curves = figures / f'{name}_losses.png'
   if plot_losses(results, curves, loss_fields):
     lines += ['', 'Training losses (the logged means between log points, mean over the seeds):',
               '', f'![loss curves]({rep.rel(curves)})']
   grids = figures / f'{name}_samples.png'
   if last_grids(results, grids):
-    lines += ['', f'The last sample grid of seed {results["jobs"][next(iter(results["jobs"]))]["overrides"].get("seed", 0)}'
-              f' of each row, left to right: {order}.', '', f'![samples]({rep.rel(grids)})']
-  return lines
+    seed = next(iter(results['jobs'].values()))['overrides'].get('seed', 0)
+    order = ', '.join(f'{l["label"]} ({DATA_NAMES.get(l["dataset"], l["dataset"])})'
+                      for l, ms in groups(results) if ms)
+    lines += ['', f'The last sample grid of seed {seed} of each row, left to right: {order}.',
+              '', f'![samples]({rep.rel(grids)})']
+  return '\n'.join(lines)

@@ -41,6 +41,14 @@ def mean_std(values: Iterable[float], digits: int = 2) -> str:
   return f'{np.mean(v):.{digits}f} ± {np.std(v):.{digits}f}'
 
 
+def epoch_series(members: Sequence[dict], field: str, x: str = 'epoch'):
+  """(x values, float array [members, epochs] of `field`) over the epochs every member
+  reached; a missing value is NaN."""
+  n = min(len(m['per_epoch']) for m in members)
+  ys = np.array([[e.get(field, np.nan) for e in m['per_epoch'][:n]] for m in members], float)
+  return [e[x] for e in members[0]['per_epoch'][:n]], ys
+
+
 def table(header: Sequence[str], rows: Sequence[Sequence]) -> str:
   out = ['| ' + ' | '.join(header) + ' |', '|' + '---|' * len(header)]
   out += ['| ' + ' | '.join(str(c) for c in row) + ' |' for row in rows]

@@ -153,9 +153,7 @@ def _plot_curves(groups: dict, path: pathlib.Path) -> None:
                                           ('monitor_score', 'score (1,000 samples)'))):
         ax = axes[r, i]
         # Mean over the seeds, with the min-max band, at the epochs every seed reached.
-        n = min(len(m['per_epoch']) for _, m in ms)
-        ys = np.array([[e.get(field, np.nan) for e in m['per_epoch'][:n]] for _, m in ms])
-        xs = [e['epoch'] for e in ms[0][1]['per_epoch'][:n]]
+        xs, ys = rep.epoch_series([m for _, m in ms], field)
         color = f'C{int(eta) // 5}'
         ax.plot(xs, ys.mean(0), marker='o', color=color,
                 label=f'eta {rep.num(eta, 0)}, fd {fd} ({len(ms)} seed{"s" * (len(ms) > 1)})')

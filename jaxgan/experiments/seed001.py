@@ -20,8 +20,6 @@ from __future__ import annotations
 
 import pathlib
 
-import numpy as np
-
 from jaxgan.experiments import compare
 from jaxgan.experiments import report as rep
 from jaxgan.experiments.compare import Row
@@ -80,9 +78,7 @@ def _plot_held_out(results: dict, path: pathlib.Path) -> bool:
     for c, (term, title) in enumerate(HELD_OUT_PANELS):
       ax = axes[r, c]
       for split, style in (('train', '-'), ('test', '--')):
-        n = min(len(m['per_epoch']) for m in ms)
-        ys = np.array([[e.get(f'{split}_{term}', np.nan) for e in m['per_epoch'][:n]] for m in ms])
-        xs = [e['epoch'] for e in ms[0]['per_epoch'][:n]]
+        xs, ys = rep.epoch_series(ms, f'{split}_{term}')
         ax.plot(xs, ys.mean(0), style, marker='o', markersize=3, color=color,
                 label=f'{labels["label"]} {split}')
       ax.set_title(f'{compare.DATA_NAMES[labels["dataset"]]}: {title}', fontsize=8)
@@ -96,21 +92,16 @@ def _plot_held_out(results: dict, path: pathlib.Path) -> bool:
 
 def report(results: dict, figures: pathlib.Path) -> str:
   p = results['protocol']
-  lines = [compare.score_table(results, label_accuracy=True), '',
-           f'Length: {p["length"]}, batch {p["batch_size"]}. Scores: {p["final"]}.', '',
-           'Published (seed 001, CIFAR-10, 500 epochs, best of two runs, 1,507 samples): '
-           'Inception Score VT-GAN 4.14 ± 0.20, AC-GAN 4.02 ± 0.18 (the other runs 4.13 and '
-           '4.01); the original AC-GAN 8.25 ± 0.07 on 50,000 samples. The seed gives no '
-           'MNIST or Fashion-MNIST numbers.']
-  figures.mkdir(parents=True, exist_ok=True)
-  name = f'seed001_{results["scale"]}'
-  held = figures / f'{name}_held_out.png'
-  if _plot_held_out(results, held):
-    lines += ['', f'Per epoch, on fixed train (solid) and test (dashed) batches: {p["held_out"]}.',
-              '', f'![held-out losses]({rep.rel(held)})']
-  lines += compare.figures_markdown(results, figures, name,
-                                    ('d_adv', 'g_adv', 'd_class', 'g_class'))
-  return '\n'.join(lines)
+  return compare.section(
+      results, figures, table=compare.score_table(results, label_accuracy=True),
+      loss_fields=('d_adv', 'g_adv', 'd_class', 'g_class'),
+      notes=(f'Length: {p["length"]}, batch {p["batch_size"]}. Scores: {p["final"]}. '
+             'Published (seed 001, CIFAR-10, 500 epochs, best of two runs, 1,507 samples): '
+             'Inception Score VT-GAN 4.14 ± 0.20, AC-GAN 4.02 ± 0.18 (the other runs 4.13 and '
+             '4.01); the original AC-GAN 8.25 ± 0.07 on 50,000 samples. The seed gives no '
+             'MNIST or Fashion-MNIST numbers.'),
+      extra=('held_out', _plot_held_out,
+             f'Per epoch, on fixed train (solid) and test (dashed) batches: {p["held_out"]}.'))
 
 
 EXPERIMENT = Experiment('seed001', 'Seed 001: AC-GAN against VT-GAN', jobs, protocol, report)

@@ -56,15 +56,14 @@ def protocol(scale: str) -> dict:
 
 def report(results: dict, figures: pathlib.Path) -> str:
   p = results['protocol']
-  lines = [compare.score_table(results), '',
-           f'Length: {p["length"]}; every row the same schedule. Scores: {p["final"]}.', '',
-           'Published (seed 002, qualitative): the plain GAN trains unstably; with feature '
-           'matching, label smoothing and VBN (and a WGAN critic) training is "stable". '
-           'Salimans et al. (2016) report these tricks on MNIST only as semi-supervised '
-           'error rates, not as sample scores.']
-  lines += compare.figures_markdown(results, figures, f'seed002_{results["scale"]}',
-                                    ('d_loss', 'g_loss', 'feature_matching'))
-  return '\n'.join(lines)
+  return compare.section(
+      results, figures, table=compare.score_table(results),
+      loss_fields=('d_loss', 'g_loss', 'feature_matching'),
+      notes=(f'Length: {p["length"]}; every row the same schedule. Scores: {p["final"]}. '
+             'Published (seed 002, qualitative): the plain GAN trains unstably; with feature '
+             'matching, label smoothing and VBN (and a WGAN critic) training is "stable". '
+             'Salimans et al. (2016) report these tricks on MNIST only as semi-supervised '
+             'error rates, not as sample scores.'))
 
 
 EXPERIMENT = Experiment('seed002', 'Seed 002: the maxout GAN and three Improved-GAN tricks',

@@ -68,14 +68,13 @@ def protocol(scale: str) -> dict:
 
 
 def report(results: dict, figures: pathlib.Path) -> str:
-  lines = [compare.score_table(results), '',
-           f'Budget: {results["protocol"]["budget"]}. Networks: {results["protocol"]["networks"]}.',
-           '', 'Published (seed 003, on CUFS and CelebA, qualitative): WGAN-GP gives clearer '
-           'samples and steadier losses than DCGAN; WGAN with clipping does worse than both on '
-           'CelebA. The seed reports no score and did not train on MNIST.']
-  lines += compare.figures_markdown(results, figures, f'seed003_{results["scale"]}',
-                                    ('d_loss', 'g_loss', 'gp'))
-  return '\n'.join(lines)
+  p = results['protocol']
+  return compare.section(
+      results, figures, table=compare.score_table(results), loss_fields=('d_loss', 'g_loss', 'gp'),
+      notes=(f'Budget: {p["budget"]}. Networks: {p["networks"]}. Scores: {p["final"]}. '
+             'Published (seed 003, on CUFS and CelebA, qualitative): WGAN-GP gives clearer '
+             'samples and steadier losses than DCGAN; WGAN with clipping does worse than both '
+             'on CelebA. The seed reports no score and did not train on MNIST.'))
 
 
 EXPERIMENT = Experiment('seed003', 'Seed 003: DCGAN, WGAN and WGAN-GP at one budget',

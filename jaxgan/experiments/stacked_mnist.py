@@ -18,8 +18,6 @@ from __future__ import annotations
 
 import pathlib
 
-import numpy as np
-
 from jaxgan.experiments import compare
 from jaxgan.experiments import report as rep
 from jaxgan.experiments.compare import Row
@@ -77,10 +75,8 @@ def _plot_modes(results: dict, path: pathlib.Path) -> bool:
     if not ms or not ms[0]['per_epoch']:
       continue
     for ax, field in zip(axes, ('modes_covered', 'mode_kl_uniform')):
-      n = min(len(m['per_epoch']) for m in ms)
-      ys = np.array([[e.get(field, np.nan) for e in m['per_epoch'][:n]] for m in ms], float)
-      ax.plot([e['step'] for e in ms[0]['per_epoch'][:n]], ys.mean(0), marker='o',
-              color=f'C{i}', label=labels['label'])
+      xs, ys = rep.epoch_series(ms, field, x='step')
+      ax.plot(xs, ys.mean(0), marker='o', color=f'C{i}', label=labels['label'])
       ax.set_xlabel('step')
       ax.set_title({'modes_covered': 'modes covered (of 1,000), monitor samples',
                     'mode_kl_uniform': 'KL to uniform (nats)'}[field], fontsize=9)
@@ -106,17 +102,12 @@ def report(results: dict, figures: pathlib.Path) -> str:
   rows += [[f'VEEGAN/PacGAN paper: {name}', 'published', '-', '64 packs', '-', modes, kl]
            for name, modes, kl in PUBLISHED]
   p = results['protocol']
-  lines = [rep.table(header, rows), '',
-           f'Length: {p["length"]}. Scores: {p["final"]}. Published rows: PacGAN (Lin et al. '
-           '2018), table 3, the VEEGAN setting (the DCGAN-tensorflow networks, larger than '
-           "jaxgan's 28x28 DCGAN; the authors' Keras classifier)."]
-  figures.mkdir(parents=True, exist_ok=True)
-  name = f'stacked_mnist_{results["scale"]}'
-  curves = figures / f'{name}_modes.png'
-  if _plot_modes(results, curves):
-    lines += ['', f'Per epoch ({p["monitor"]}):', '', f'![modes per epoch]({rep.rel(curves)})']
-  lines += compare.figures_markdown(results, figures, name, ('d_loss', 'g_loss', 'mmd2'))
-  return '\n'.join(lines)
+  return compare.section(
+      results, figures, table=rep.table(header, rows), loss_fields=('d_loss', 'g_loss', 'mmd2'),
+      notes=(f'Length: {p["length"]}. Scores: {p["final"]}. Published rows: PacGAN (Lin et al. '
+             '2018), table 3, the VEEGAN setting (the DCGAN-tensorflow networks, larger than '
+             "jaxgan's 28x28 DCGAN; the authors' Keras classifier)."),
+      extra=('modes', _plot_modes, f'Per epoch ({p["monitor"]}):'))
 
 
 EXPERIMENT = Experiment('stacked_mnist', 'Stacked MNIST: 1,000 modes', jobs, protocol, report)
