@@ -1,4 +1,4 @@
-r"""MMD-regularised DCGAN on MNIST (seed 000; SPEC.md system S4): the main job.
+r"""MMD-regularised DCGAN on MNIST (seed 000; docs/spec.md system S4): the main job.
 
   python main.py --config=configs/mmd_dcgan.py --workdir=runs/mmd --config.train.eta=10
 

@@ -2,7 +2,7 @@
 
 The mode-collapse benchmark of Metz et al. 2017 ("Unrolled GANs") in the setting of VEEGAN
 (Srivastava et al. 2017) and PacGAN (Lin et al. 2018): a generator that covers the data makes
-all 1000 digit triples with equal frequency. Protocol (SPEC.md): 26,000 samples, each channel
+all 1000 digit triples with equal frequency. Protocol (docs/spec.md): 26,000 samples, each channel
 classified by the MNIST classifier, modes = distinct predicted triples, and
 KL(p_gen || uniform over 1000).
 

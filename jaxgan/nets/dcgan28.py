@@ -1,4 +1,4 @@
-"""The MNIST 28x28 DCGAN of SPEC.md (system S3c, the network of the MMD-DCGAN S4).
+"""The MNIST 28x28 DCGAN of docs/spec.md (system S3c, the network of the MMD-DCGAN S4).
 
   G: z(100) -> Dense(7*7*256, no bias) -> BN -> ReLU -> 7x7x256
      -> ConvT(128, 4x4, s2, SAME, no bias) -> BN -> ReLU -> ConvT(C, 4x4, s2, SAME) -> tanh
