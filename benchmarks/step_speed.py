@@ -409,7 +409,7 @@ def layer_table(impls: list[str], reps: int, dtype: str = 'float32') -> list[dic
   drift hits all alike."""
   import jax  # pylint: disable=g-import-not-at-top
   import numpy as np  # pylint: disable=g-import-not-at-top
-  from jaxgan.nets import layers  # pylint: disable=g-import-not-at-top
+  from jaxgan.nets import conv_ops, layers  # pylint: disable=g-import-not-at-top
 
   rows = []
   rng = np.random.RandomState(0)
@@ -419,9 +419,9 @@ def layer_table(impls: list[str], reps: int, dtype: str = 'float32') -> list[dic
     fns = {}
     for impl in impls:
       if kind == 'transpose':
-        f = lambda x, w, impl=impl: layers.conv_transpose(x, w, stride, impl)
+        f = lambda x, w, impl=impl: conv_ops.conv_transpose(x, w, stride, impl)
       else:
-        f = lambda x, w, impl=impl: layers.conv2d(x, w, stride, 'SAME', impl)
+        f = lambda x, w, impl=impl: conv_ops.conv2d(x, w, stride, 'SAME', impl)
       g = jax.device_put(rng.standard_normal(jax.eval_shape(f, x, w).shape).astype(np.float32))
       g = g.astype(dtype)
       both = lambda x, w, g, f=f: jax.vjp(f, x, w)[1](g)

@@ -42,28 +42,28 @@ def main(argv=None) -> dict:
   step_speed.setup_environment(args)
   import jax  # pylint: disable=g-import-not-at-top
   import jax.numpy as jnp  # pylint: disable=g-import-not-at-top
-  from jaxgan.nets import layers  # pylint: disable=g-import-not-at-top
+  from jaxgan.nets import conv_ops, layers  # pylint: disable=g-import-not-at-top
 
   n, rng = args.batch, np.random.RandomState(0)
   x = jnp.asarray(rng.randn(n, 7, 7, 256), jnp.float32)
   k = jnp.asarray(rng.randn(4, 4, 256, 128) * 0.02, jnp.float32)
   g = jnp.asarray(rng.randn(n, 14, 14, 128), jnp.float32)
-  taps = layers._phase_taps(4, 2)[0]  # pylint: disable=protected-access
-  lo, hi = layers._subpixel_padding(4, 2)  # pylint: disable=protected-access
+  taps = conv_ops._phase_taps(4, 2)[0]  # pylint: disable=protected-access
+  lo, hi = conv_ops._subpixel_padding(4, 2)  # pylint: disable=protected-access
   side = 7 + lo + hi - taps + 1
   u_shape = jax.ShapeDtypeStruct((n, side, side, 4 * 128), jnp.float32)
-  to_space = lambda u: layers._phases_to_space(u, 7, 7, 4, 2)  # pylint: disable=protected-access
+  to_space = lambda u: conv_ops._phases_to_space(u, 7, 7, 4, 2)  # pylint: disable=protected-access
   a = jnp.asarray(rng.randn(n * side * side, taps * taps * 256), jnp.float32)
   b = jnp.asarray(rng.randn(n * side * side, 4 * 128), jnp.float32)
   run = lambda f: (lambda *xs: jax.block_until_ready(f(*xs)))
   jit = lambda f: run(jax.jit(f))
   out = {'batch': n, 'jaxgan_ms': {
       'vjp (dx and dw)': best_ms(jit(lambda x, k, g: jax.vjp(
-          lambda x, k: layers.conv_transpose(x, k, 2, impl='hybrid'), x, k)[1](g)), x, k, g, reps=args.reps),
+          lambda x, k: conv_ops.conv_transpose(x, k, 2, impl='hybrid'), x, k)[1](g)), x, k, g, reps=args.reps),
       'dx: strided convolution of g': best_ms(jit(
-          lambda g, k: layers.conv_transpose_input_grad(g, k, 2)), g, k, reps=args.reps),
+          lambda g, k: conv_ops.conv_transpose_input_grad(g, k, 2)), g, k, reps=args.reps),
       'dw: sub-pixel im2col^T @ du': best_ms(jit(
-          lambda x, g: layers.subpixel_weight_grad(x, g, k.shape, 2)), x, g, reps=args.reps),
+          lambda x, g: conv_ops.subpixel_weight_grad(x, g, k.shape, 2)), x, g, reps=args.reps),
       'du alone': best_ms(jit(lambda g: jax.linear_transpose(to_space, u_shape)(g)[0]), g,
                           reps=args.reps),
       f'bare matmul {list(a.shape)}^T @ {list(b.shape)}': best_ms(

@@ -23,6 +23,7 @@ def get_config() -> ml_collections.ConfigDict:
       disc_width=64,                                      # D: 14x14xdisc_width -> 7x7x(2 disc_width)
       disc_norm='batch',                                  # batch | layer | none
       upconv_impl='subpixel',                             # subpixel | transpose (same function)
+      conv_impl='auto',                                   # auto | xla | matmul | matmul_autodiff | hybrid (nets/conv_ops.py)
       gen_norm='batch',                                   # batch | virtual (VBN, S9)
       compute_dtype='float32',
       pack=1)                                             # > 1: D judges packs of this many (PacGAN)

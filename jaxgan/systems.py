@@ -14,6 +14,7 @@ import numpy as np
 import optax
 
 from jaxgan import kernels, losses, nets, steps
+from jaxgan.nets import conv_ops
 from jaxgan.errors import UserError
 from jaxgan.state import GANState, NetState
 
@@ -148,6 +149,7 @@ def validate(config: Any) -> None:
   _choice('model.compute_dtype', config.model.get('compute_dtype', 'float32'), ('float32', 'bfloat16'))
   if 'upconv_impl' in config.model:
     _choice('model.upconv_impl', config.model.upconv_impl, ('subpixel', 'transpose'))
+  _choice('model.conv_impl', config.model.get('conv_impl', 'auto'), conv_ops.CONV_IMPLS)
   if not t.mmd_sigmas or min(t.mmd_sigmas) <= 0:
     raise UserError(f'train.mmd_sigmas must be positive bandwidths, got {t.mmd_sigmas}')
   for name in ('num_epochs', 'n_disc', 'n_gen'):

@@ -29,7 +29,7 @@ RESUMABLE_PREFIXES = ('eval.', 'parallel.')
 # before they existed: a run whose config.json lacks one resumes when the new config
 # holds this value. A callable gives the value from the new (flat) config.
 ADDED_FIELDS = {
-    'train.mmd_fake': 'g_step', 'train.noise_period': 0, 'model.pack': 1,
+    'train.mmd_fake': 'g_step', 'train.noise_period': 0, 'model.pack': 1, 'model.conv_impl': 'auto',
     # Goodfellow's MLP G had no normalisation; every other G had BatchNorm.
     'model.gen_norm': lambda new: 'none' if new.get('model.name') == 'mlp_maxout' else 'batch',
 }

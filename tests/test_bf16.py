@@ -20,7 +20,7 @@ import pytest
 
 from jaxgan import penalties, systems
 from jaxgan.config_util import load_config_file
-from jaxgan.nets import layers
+from jaxgan.nets import conv_ops, layers
 from tests.conftest import REPO, tiny_config
 
 RTOL, ATOL = 3e-2, 2e-3
@@ -120,14 +120,14 @@ DOTS = [((5, 7), (7, 3), (((1,), (0,)), ((), ()))),              # x @ W
 
 @pytest.mark.parametrize('a_shape,b_shape,dims', DOTS)
 def test_lowp_dot_gradients_match_float32(a_shape, b_shape, dims):
-  """layers._dot in bf16: value, both gradients and a second derivative (the gradient
+  """conv_ops.dot in bf16: value, both gradients and a second derivative (the gradient
   penalty differentiates the critic twice) within bf16 rounding of float32; and its
   gradient products are themselves bf16 x bf16 -> float32 (not float32 matmuls)."""
   rng = np.random.RandomState(0)
   a = jnp.asarray(rng.randn(*a_shape), jnp.float32)
   b = jnp.asarray(rng.randn(*b_shape), jnp.float32)
   f32 = lambda a, b: jax.lax.dot_general(a, b, dims)
-  bf16 = lambda a, b: layers._dot(a.astype(jnp.bfloat16), b.astype(jnp.bfloat16),  # pylint: disable=protected-access
+  bf16 = lambda a, b: conv_ops.dot(a.astype(jnp.bfloat16), b.astype(jnp.bfloat16),  # pylint: disable=protected-access
                                   dims).astype(jnp.float32)
   y = f32(a, b)
   g = jnp.asarray(rng.randn(*y.shape), jnp.float32)
@@ -154,14 +154,14 @@ def test_lowp_dot_gradients_match_float32(a_shape, b_shape, dims):
     assert len(dots) == 3 and set(dots) == {('bfloat16', 'bfloat16')}, dots
 
 
-@pytest.mark.parametrize('impl', layers.CONV_IMPLS)
+@pytest.mark.parametrize('impl', conv_ops.CONV_IMPLS)
 def test_every_conv_impl_runs_in_bf16(impl):
   """conv2d and conv_transpose, values and both gradients, in bf16 for every conv_impl,
   within bf16 rounding of the float32 'xla' result."""
   rng = np.random.RandomState(1)
-  cases = [(lambda x, w, i: layers.conv2d(x, w, 2, 'SAME', i), (4, 14, 14, 8), (4, 4, 8, 16)),
-           (lambda x, w, i: layers.conv_transpose(x, w, 2, i), (4, 7, 7, 16), (4, 4, 16, 8)),
-           (lambda x, w, i: layers.conv_transpose(x, w, 2, i), (4, 7, 7, 16), (4, 4, 16, 1))]
+  cases = [(lambda x, w, i: conv_ops.conv2d(x, w, 2, 'SAME', i), (4, 14, 14, 8), (4, 4, 8, 16)),
+           (lambda x, w, i: conv_ops.conv_transpose(x, w, 2, i), (4, 7, 7, 16), (4, 4, 16, 8)),
+           (lambda x, w, i: conv_ops.conv_transpose(x, w, 2, i), (4, 7, 7, 16), (4, 4, 16, 1))]
   for fn, x_shape, w_shape in cases:
     x = jnp.asarray(rng.randn(*x_shape), jnp.float32)
     w = jnp.asarray(0.1 * rng.randn(*w_shape), jnp.float32)

@@ -11,7 +11,7 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
-from jaxgan.nets import layers
+from jaxgan.nets import conv_ops, layers
 from jaxgan.nets.dcgan28 import Discriminator28, Generator28
 
 TOL = 1e-10
@@ -45,13 +45,13 @@ def _assert_close(a, b):
 
 def test_resolve_conv_impl():
   for impl in ('xla', 'matmul', 'hybrid'):
-    assert layers.resolve_conv_impl(impl) == impl
-    assert layers.resolve_conv_impl(impl, transposed=True) == impl
+    assert conv_ops.resolve_conv_impl(impl) == impl
+    assert conv_ops.resolve_conv_impl(impl, transposed=True) == impl
   cpu = jax.default_backend() == 'cpu'
-  assert layers.resolve_conv_impl('auto') == ('matmul' if cpu else 'xla')
-  assert layers.resolve_conv_impl('auto', transposed=True) == ('hybrid' if cpu else 'xla')
+  assert conv_ops.resolve_conv_impl('auto') == ('matmul' if cpu else 'xla')
+  assert conv_ops.resolve_conv_impl('auto', transposed=True) == ('hybrid' if cpu else 'xla')
   with pytest.raises(ValueError, match='conv_impl'):
-    layers.resolve_conv_impl('fft')
+    conv_ops.resolve_conv_impl('fft')
 
 
 def test_auto_upconv_avoids_xla_conv_when_the_kernel_outgrows_the_image():
@@ -59,14 +59,14 @@ def test_auto_upconv_avoids_xla_conv_when_the_kernel_outgrows_the_image():
   # takes the matmul form there (XLA's convolution was ~100x slower); same function.
   rng = np.random.default_rng(0)
   x, k = _rand(rng, 2, 2, 2, 6), _rand(rng, 5, 5, 6, 4)
-  prims = lambda x, k: str(jax.make_jaxpr(lambda x, k: layers.conv_transpose(x, k, 2))(x, k))
+  prims = lambda x, k: str(jax.make_jaxpr(lambda x, k: conv_ops.conv_transpose(x, k, 2))(x, k))
   if jax.default_backend() == 'cpu':
     assert 'conv_general_dilated' not in prims(x, k)
     assert 'conv_general_dilated' in prims(_rand(rng, 2, 4, 4, 6), k)  # hybrid as before
   with jax.enable_x64(True):
     x, k = _rand(rng, 2, 2, 2, 6), _rand(rng, 5, 5, 6, 4)
     want = jax.lax.conv_transpose(x, k, (2, 2), 'SAME', dimension_numbers=('NHWC', 'HWIO', 'NHWC'))
-    np.testing.assert_allclose(np.asarray(layers.conv_transpose(x, k, 2)), np.asarray(want),
+    np.testing.assert_allclose(np.asarray(conv_ops.conv_transpose(x, k, 2)), np.asarray(want),
                                rtol=0, atol=TOL)
 
 
@@ -120,7 +120,7 @@ def test_overlap_add_conv_transpose_equals_lax():
     for k, s in [(4, 2), (5, 2), (3, 2), (4, 1), (5, 3), (2, 2)]:
       x, w = _rand(rng, 2, 5, 6, 3), _rand(rng, k, k, 3, 2)
       want = jax.lax.conv_transpose(x, w, (s, s), 'SAME', dimension_numbers=('NHWC', 'HWIO', 'NHWC'))
-      _assert_close(layers.overlap_add_conv_transpose(x, w, s), want)
+      _assert_close(conv_ops.overlap_add_conv_transpose(x, w, s), want)
 
 
 @pytest.mark.parametrize('kernel,stride,padding', [
@@ -148,7 +148,7 @@ def test_conv2d_single_channel_input():
     x, w = _rand(rng, 2, 28, 28, 1), _rand(rng, 4, 4, 1, 8)
     want = jax.lax.conv_general_dilated(x, w, (2, 2), ((1, 1), (1, 1)),
                                         dimension_numbers=('NHWC', 'HWIO', 'NHWC'))
-    _assert_close(layers.conv2d(x, w, 2, 'SAME', 'matmul'), want)
+    _assert_close(conv_ops.conv2d(x, w, 2, 'SAME', 'matmul'), want)
 
 
 def test_dcgan28_conv_impls_agree():
@@ -225,16 +225,3 @@ def test_batchnorm_matches_flax_and_tracks_unbiased_variance():
     _assert_close(ours_eval.apply(variables, x), ref_eval.apply(variables, x))
 
 
-def test_space_to_depth_matches_loop():
-  rng = np.random.default_rng(6)
-  x = rng.standard_normal((2, 6, 4, 3)).astype(np.float32)
-  b = 2
-  want = np.zeros((2, 3, 2, b * b * 3), np.float32)
-  for n in range(2):
-    for i in range(3):
-      for j in range(2):
-        for di in range(b):
-          for dj in range(b):
-            for c in range(3):
-              want[n, i, j, (di * b + dj) * 3 + c] = x[n, b * i + di, b * j + dj, c]
-  np.testing.assert_array_equal(np.asarray(layers.space_to_depth(jnp.asarray(x), b)), want)

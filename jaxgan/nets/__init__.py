@@ -28,20 +28,22 @@ def _need(shape, ok: Callable[[tuple], bool], what: str, name: str) -> None:
 
 def _dcgan28(m, shape, num_classes, dtype):
   _need(shape, lambda s: len(s) == 3 and s[:2] == (28, 28), '28x28 images', 'dcgan28')
+  conv_impl = m.get('conv_impl', 'auto')
   return (Generator28(channels=shape[2], base_width=m.gen_width, upconv_impl=m.upconv_impl,
-                      norm=gen_norm_of(m), dtype=dtype),
-          Discriminator28(feature_dim=m.feature_dim, width=m.disc_width,
+                      conv_impl=conv_impl, norm=gen_norm_of(m), dtype=dtype),
+          Discriminator28(feature_dim=m.feature_dim, width=m.disc_width, conv_impl=conv_impl,
                           norm=m.get('disc_norm', 'batch'), dtype=dtype))
 
 
 def _dcgan(m, shape, num_classes, dtype):
   _need(shape, lambda s: len(s) == 3 and s[0] == s[1] and s[0] % 16 == 0,
         'square images with a side divisible by 16 (e.g. 64)', 'dcgan')
+  conv_impl = m.get('conv_impl', 'auto')
   return (dcgan.DCGANGenerator(image_size=shape[0], channels=shape[2], ngf=m.ngf,
                                kernel_size=m.kernel_size, upconv_impl=m.upconv_impl,
-                               norm=gen_norm_of(m), dtype=dtype),
+                               conv_impl=conv_impl, norm=gen_norm_of(m), dtype=dtype),
           dcgan.DCGANDiscriminator(ndf=m.ndf, kernel_size=m.kernel_size, norm=m.disc_norm,
-                                   dtype=dtype))
+                                   conv_impl=conv_impl, dtype=dtype))
 
 
 def _acgan(m, shape, num_classes, dtype):

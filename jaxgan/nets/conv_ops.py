@@ -1,0 +1,598 @@
+"""Convolutions as pure lax functions, with their custom VJPs (no Flax).
+
+`conv2d` and `conv_transpose` (used by layers.Conv and layers.UpConv) have several exact
+implementations, picked by `impl`:
+
+  'xla'     XLA's own convolutions and their autodiff.
+  'matmul'  im2col + one matrix multiply (each output pixel's patch gathered into a
+            row, rows @ kernel.reshape(K*K*C_in, C_out)); its weight gradient is one
+            matmul on an explicitly transposed copy of the patches (a custom VJP).
+  'matmul_autodiff'  the same forward with JAX's own autodiff (the A/B baseline).
+  'hybrid'  XLA's convolution for the forward pass and the input gradient, matmuls for
+            the weight gradient (a custom VJP).
+  'auto'    on the CPU backend 'matmul' for Conv and 'hybrid' for UpConv, the fastest
+            measured there; 'xla' elsewhere. Resolved at trace time.
+
+Why not XLA's everywhere on CPU: XLA:CPU computes the *weight gradient* of some
+convolutions pathologically slowly (the 2x2 stride-1 convolution inside the MNIST
+generator's UpConv, x [100, 7, 7, 256] -> 512 channels: forward 37 ms, weight gradient
+10.4 s), while a matrix multiply and its gradients (matrix multiplies) run at the CPU's
+matmul speed. docs/performance.md has the measurements.
+
+`conv_transpose` (layers.UpConv) is a strided transposed convolution with 'SAME'
+padding (output = stride * input), computed as a *sub-pixel* convolution: one stride-1
+convolution to stride^2 * features channels, then a per-phase crop and depth-to-space.
+It takes the kernel of `flax.linen.ConvTranspose(features, (k, k), (s, s),
+padding='SAME')`, with the same layout, and computes the same function (tested equal in
+tests/test_layers.py).
+
+Why: XLA:CPU computes the weight gradient of a strided transposed convolution about
+40x slower than that of a plain convolution of the same size, and that one gradient
+dominated the whole MNIST GAN step (BUILD_NOTES.md, "Sub-pixel upsampling").
+
+The decomposition: `lax.conv_transpose` with stride s dilates the input by s, pads it by
+`pad_a` before, and correlates with the kernel w. Output pixel o = s*m + a (phase a)
+reads input pixel i = m + d through kernel tap k = s*d + pad_a - a, for every integer d
+that puts k inside [0, K). So each phase is a small stride-1 correlation over the
+undilated input with taps d = d0(a) .. d0(a) + T - 1. All phases are computed by one
+convolution whose output channels are (phase_y, phase_x, feature); phase a's result is
+the window of that output starting at d0(a) - min_a d0(a). When K is a multiple of s
+(4x4 stride 2, as in every DCGAN here) every phase has exactly K/s taps, so the
+convolution does the same multiply-adds as the transposed one, with no zero taps (a
+3x3 sub-pixel form would do 2.25x as many).
+"""
+from __future__ import annotations
+
+import functools
+from typing import Any, Sequence, Union
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+
+CONV_IMPLS = ('auto', 'xla', 'matmul', 'matmul_autodiff', 'hybrid')
+
+
+Padding = Union[str, int, Sequence[Union[int, tuple[int, int]]]]
+
+
+_DN = ('NHWC', 'HWIO', 'NHWC')
+
+
+def resolve_conv_impl(impl: str, transposed: bool = False) -> str:
+  """The implementation `impl` names; 'auto' is resolved (at trace time) per backend.
+
+  'auto' on the CPU backend: 'matmul' for a convolution, 'hybrid' for a transposed
+  convolution (each the fastest measured there, docs/performance.md); on accelerators
+  'xla'.
+  """
+  if impl not in CONV_IMPLS:
+    raise ValueError(f'conv_impl must be one of {CONV_IMPLS}, got {impl!r}')
+  if impl == 'auto':
+    if jax.default_backend() != 'cpu':
+      return 'xla'
+    return 'hybrid' if transposed else 'matmul'
+  return impl
+
+
+def pair(v: Union[int, Sequence[int]]) -> tuple[int, int]:
+  return (v, v) if isinstance(v, int) else (int(v[0]), int(v[1]))
+
+
+def same_pad_a(kernel: int, stride: int) -> int:
+  """Offset pad_a of lax.conv_transpose(..., 'SAME'): the dilated input is padded by
+  pad_a before (see the module docstring)."""
+  return kernel - 1 if stride > kernel - 1 else int(np.ceil((kernel + stride - 2) / 2))
+
+
+def conv_padding(padding: Padding, in_hw: Sequence[int], kernel_hw: Sequence[int],
+                 strides: Sequence[int]) -> tuple[tuple[int, int], tuple[int, int]]:
+  """Explicit ((top, bottom), (left, right)) padding, as lax / flax.linen.Conv define it.
+
+  'SAME': output = ceil(input / stride), total padding max((out-1)*s + k - in, 0) split
+  with the smaller half first; 'VALID': none; an int or a pair per dim: explicit.
+  """
+  if isinstance(padding, str):
+    if padding.upper() == 'VALID':
+      return ((0, 0), (0, 0))
+    if padding.upper() != 'SAME':
+      raise ValueError(f"padding must be 'SAME', 'VALID' or explicit, got {padding!r}")
+    pads = []
+    for n, k, s in zip(in_hw, kernel_hw, strides):
+      total = max((-(-n // s) - 1) * s + k - n, 0)
+      pads.append((total // 2, total - total // 2))
+    return tuple(pads)
+  if isinstance(padding, int):
+    return ((padding, padding), (padding, padding))
+  pads = tuple((p, p) if isinstance(p, int) else (int(p[0]), int(p[1])) for p in padding)
+  if len(pads) != 2:
+    raise ValueError(f'padding needs one entry per spatial dim (2), got {padding!r}')
+  return pads
+
+
+def im2col(x: jax.Array, kernel_hw: Sequence[int], strides: Sequence[int],
+           pads: Sequence[tuple[int, int]]) -> jax.Array:
+  """Patches: x [N, H, W, C] -> [N, Ho, Wo, kh * kw * C], channels ordered (i, j, c).
+
+  Row (n, oh, ow) holds x_padded[n, sh*oh + i, sw*ow + j, c] for every tap (i, j), the
+  order of kernel.reshape(kh * kw * C, C_out) for an HWIO kernel.
+  """
+  kh, kw = kernel_hw
+  sh, sw = strides
+  n, h, w, c = x.shape
+  ho = (h + pads[0][0] + pads[0][1] - kh) // sh + 1
+  wo = (w + pads[1][0] + pads[1][1] - kw) // sw + 1
+  # Pad (or crop) the far side so the padded size is exactly s * (o + ceil(k/s) - 1):
+  # then x reshapes to [N, rows, s, cols, s, C] and tap i = s*q + r of output oh is
+  # element [oh + q, r] -- every tap becomes a *contiguous* slice, no strided reads
+  # (strided slices concatenated along channels ran ~1.5-2x slower in XLA:CPU).
+  qh, qw = -(-kh // sh), -(-kw // sw)
+  hp, wp = sh * (ho + qh - 1), sw * (wo + qw - 1)
+  x = jax.lax.pad(x, jnp.zeros((), x.dtype),
+                  ((0, 0, 0), (pads[0][0], hp - h - pads[0][0], 0),
+                   (pads[1][0], wp - w - pads[1][0], 0), (0, 0, 0)))
+  if sh == 1 and sw == 1:
+    cols = [x[:, i:i + ho, j:j + wo, :] for i in range(kh) for j in range(kw)]
+    return jnp.concatenate(cols, axis=-1)
+  xr = x.reshape(n, hp // sh, sh, wp // sw, sw, c)
+  # [qh, qw, N, Ho, sh, Wo, sw, C]: block (q_i, q_j) of taps, all residues r at once.
+  blocks = jnp.stack([jnp.stack([xr[:, a:a + ho, :, b:b + wo, :, :] for b in range(qw)])
+                      for a in range(qh)])
+  cols = jnp.transpose(blocks, (2, 3, 5, 0, 4, 1, 6, 7))  # [N, Ho, Wo, qh, sh, qw, sw, C]
+  cols = cols.reshape(n, ho, wo, qh * sh, qw * sw, c)
+  if qh * sh != kh or qw * sw != kw:  # K not a multiple of s: drop the taps past K
+    cols = cols[:, :, :, :kh, :kw, :]
+  return cols.reshape(n, ho, wo, kh * kw * c)
+
+
+def dot(a: jax.Array, b: jax.Array, dims, precision: Any = None) -> jax.Array:
+  """lax.dot_general; on CPU, low-precision floats (bfloat16) accumulate in float32.
+
+  Why: XLA:CPU multiplies bfloat16 matrices into a bfloat16 result ~5x slower than
+  into a float32 one (AMX path: [6400, 1024] @ [1024, 512] 53 ms vs 11 ms); the result
+  is cast back to the inputs' dtype, and the gradients are the same kind of product
+  (`_lowp_dot`'s VJP). On accelerators a plain bfloat16 dot_general already accumulates
+  in float32 inside the matmul unit, and its autodiff stays bfloat16, so it is used
+  as is (resolved at trace time, like `resolve_conv_impl`). Signature of
+  lax.dot_general, so it also serves as `nn.Dense(dot_general=...)` (see `dense`).
+  """
+  if jnp.finfo(a.dtype).bits < 32 and jax.default_backend() == 'cpu':
+    # Hashable dimension numbers: they are a static (nondiff) argument of the VJP.
+    dims = tuple(tuple(tuple(int(i) for i in axes) for axes in pair) for pair in dims)
+    return _lowp_dot(a, b.astype(a.dtype), dims, precision)
+  return jax.lax.dot_general(a, b, dims, precision=precision)
+
+
+@functools.partial(jax.custom_vjp, nondiff_argnums=(2, 3))
+def _lowp_dot(a: jax.Array, b: jax.Array, dims, precision: Any) -> jax.Array:
+  """dot_general of low-precision a, b with float32 accumulation, cast back to a's dtype.
+
+  A custom VJP because JAX's own transpose of this product multiplies the float32
+  cotangent with the bfloat16 operand: mixed operands, which XLA runs as a float32
+  matmul (both gradient matmuls, two thirds of the FLOPs, then lose the bf16 speed).
+  Here the cotangent is rounded to the operands' dtype and both gradients are again
+  low-precision products accumulated in float32.
+  """
+  (a_c, b_c), (a_b, b_b) = dims
+  a_m, a_free = _as_matrix(a, a_b, a_c, k_first=False)   # [(B,) M, K]
+  b_m, b_free = _as_matrix(b, b_b, b_c, k_first=True)    # [(B,) K, N]
+  nb = 1 if a_b else 0
+  dims = (((nb + 1,), (nb,)), ((0,), (0,)) if a_b else ((), ()))
+  y = jax.lax.dot_general(a_m, b_m, dims, precision=precision, preferred_element_type=jnp.float32)
+  batch_shape = tuple(a.shape[d] for d in a_b)
+  return y.reshape(batch_shape + a_free + b_free).astype(a.dtype)
+
+
+def _as_matrix(x: jax.Array, batch, contract, k_first: bool) -> tuple[jax.Array, tuple[int, ...]]:
+  """x as [(B,) M, K] (k_first False) or [(B,) K, M] for a dot_general over `contract`
+  with batch dims `batch` -> (matrix, the free dims' shape).
+
+  Why: XLA:CPU runs a bfloat16 x bfloat16 -> float32 dot on its bfloat16 kernels
+  (YNNPACK) only when both operands end up row-major, [M, K] @ [K, N]; any other dot
+  it converts to float32 first (a float32 matmul, ~3x slower than bf16 on this AMX
+  CPU). A multi-dimensional dot is worse: it is checked before XLA flattens it and
+  then reaches the runtime unconverted ("Unsupported element type for
+  DotThunk::Execute: BF16 x BF16 = F32", e.g. [6, 5] x [4, 3, 2, 6] over one axis).
+  So every low-precision product is handed to XLA in the plain form, with an explicit
+  transpose where the operand's layout differs: the weight gradients (cols^T @ dy)
+  then run in bf16. (The input gradients dy @ W^T still run in float32: XLA's
+  simplifier folds the explicit transpose of W back into the dot as a column-major
+  rhs, which that check rejects; an optimization_barrier around it did not help.)
+  """
+  free = [d for d in range(x.ndim) if d not in contract and d not in batch]
+  order = list(batch) + (list(contract) + free if k_first else free + list(contract))
+  if order != list(range(x.ndim)):
+    x = jnp.transpose(x, order)
+  size = lambda dims: int(np.prod([x.shape[order.index(d)] for d in dims], dtype=np.int64))
+  mk = (size(contract), size(free)) if k_first else (size(free), size(contract))
+  lead = (size(batch),) if batch else ()
+  return x.reshape(lead + mk), tuple(x.shape[order.index(d)] for d in free)
+
+
+def _lowp_dot_fwd(a, b, dims, precision):
+  return _lowp_dot(a, b, dims, precision), (a, b)
+
+
+def _operand_grad(g: jax.Array, other: jax.Array, dims, precision: Any, lhs: bool,
+                  ndim: int) -> jax.Array:
+  """d<dot_general(a, b, dims), g> / d(a if lhs else b), as one product of g and the
+  other operand. The output of dot_general is laid out [batch, a_free, b_free]; the
+  product below gives [batch, own_free, other's contracted dims (ascending)], which a
+  transpose puts back into the operand's own layout."""
+  (a_c, b_c), (a_b, b_b) = dims
+  own_c, oth_c, own_b, oth_b = (a_c, b_c, a_b, b_b) if lhs else (b_c, a_c, b_b, a_b)
+  nb = len(a_b)
+  own_free = [d for d in range(ndim) if d not in own_c and d not in own_b]
+  oth_free = [d for d in range(other.ndim) if d not in oth_c and d not in oth_b]
+  # g's axes: batch, then lhs free, then rhs free.
+  lhs_free_n = len(own_free) if lhs else len(oth_free)
+  g_oth = (tuple(range(nb + lhs_free_n, g.ndim)) if lhs
+           else tuple(range(nb, nb + lhs_free_n)))
+  out = dot(g, other, ((g_oth, tuple(oth_free)), (tuple(range(nb)), tuple(oth_b))), precision)
+  # out's axes: batch (own_b order), own_free, then other's contracted dims in ascending
+  # order -- each paired with the own dim it was contracted with.
+  src = list(own_b) + own_free + [own_c[list(oth_c).index(d)] for d in sorted(oth_c)]
+  return jnp.transpose(out, [src.index(d) for d in range(ndim)])
+
+
+def _lowp_dot_bwd(dims, precision, res, g):
+  a, b = res
+  g = g.astype(a.dtype)
+  return (_operand_grad(g, b, dims, precision, True, a.ndim),
+          _operand_grad(g, a, dims, precision, False, b.ndim))
+
+
+_lowp_dot.defvjp(_lowp_dot_fwd, _lowp_dot_bwd)
+
+
+def _matmul_conv_plain(x: jax.Array, kernel: jax.Array, strides: tuple[int, int],
+                       pads: tuple[tuple[int, int], tuple[int, int]], precision: Any) -> jax.Array:
+  """im2col + one matmul: [N*Ho*Wo, kh*kw*C_in] @ [kh*kw*C_in, C_out] (JAX's autodiff)."""
+  kh, kw, c_in, c_out = kernel.shape
+  return dot(_patches(x, kernel.shape, strides, pads), kernel.reshape(kh * kw * c_in, c_out),
+              (((3,), (0,)), ((), ())), precision)
+
+
+def _patches(x, kernel_shape, strides, pads):
+  kh, kw = kernel_shape[:2]
+  if (kh, kw) == (1, 1) and strides == (1, 1) and pads == ((0, 0), (0, 0)):
+    return x
+  return im2col(x, (kh, kw), strides, pads)
+
+
+@functools.partial(jax.custom_vjp, nondiff_argnums=(2, 3, 4))
+def _matmul_conv(x: jax.Array, kernel: jax.Array, strides: tuple[int, int],
+                 pads: tuple[tuple[int, int], tuple[int, int]], precision: Any) -> jax.Array:
+  """im2col + one matmul, with the weight gradient written as cols^T @ dy on an
+  explicitly transposed copy of the patches (`_matmul_conv_bwd`)."""
+  return _matmul_conv_plain(x, kernel, strides, pads, precision)
+
+
+def _matmul_conv_fwd(x, kernel, strides, pads, precision):
+  return _matmul_conv_plain(x, kernel, strides, pads, precision), (x, kernel)
+
+
+def _matmul_conv_bwd(strides, pads, precision, res, g):
+  """dx: JAX's own gradient of the forward (g @ W^T, then col2im). dW = cols^T @ g with
+  cols^T transposed on its own: left to XLA, the transposed operand of that matmul was
+  g, fused with its producer (the next layer's col2im and the activation's gradient)
+  into one cache-hostile transposing loop -- 619 ms of the 2.8 s DCGAN-64 step
+  (`benchmarks/profile_step.py`); with this form the step runs 1.30x faster
+  (`benchmarks/switch_ab.py`, impl 'matmul_autodiff' against 'matmul'; docs/performance.md)."""
+  x, kernel = res
+  kh, kw, c_in, c_out = kernel.shape
+  cols = _patches(x, kernel.shape, strides, pads).reshape(-1, kh * kw * c_in)
+  dw = dot(jnp.transpose(cols), g.reshape(-1, c_out).astype(cols.dtype), (((1,), (0,)), ((), ())),
+            precision)
+  # (vjp, not linear_transpose: _dot's bfloat16 path is itself a custom VJP; XLA drops
+  # the unused forward product.)
+  dx = jax.vjp(lambda x: _matmul_conv_plain(x, kernel, strides, pads, precision), x)[1](g)[0]
+  return dx, dw.reshape(kernel.shape).astype(kernel.dtype)
+
+
+_matmul_conv.defvjp(_matmul_conv_fwd, _matmul_conv_bwd)
+
+
+def _xla_conv(x, kernel, strides, pads, precision):
+  return jax.lax.conv_general_dilated(x, kernel, strides, pads, dimension_numbers=_DN,
+                                      precision=precision)
+
+
+@functools.partial(jax.custom_vjp, nondiff_argnums=(2, 3, 4))
+def _hybrid_conv(x, kernel, strides, pads, precision):
+  """XLA's convolution forward, the input gradient as a sub-pixel transposed
+  convolution on XLA's convolution (`conv_input_grad`), the weight gradient as one
+  matmul (XLA's own weight and input gradients can take a path ~100x slower inside a
+  whole train step)."""
+  return _xla_conv(x, kernel, strides, pads, precision)
+
+
+def _hybrid_conv_fwd(x, kernel, strides, pads, precision):
+  return _xla_conv(x, kernel, strides, pads, precision), (x, kernel)
+
+
+def conv_input_grad(g: jax.Array, kernel: jax.Array, strides: tuple[int, int],
+                    pads: tuple[tuple[int, int], tuple[int, int]], in_hw: Sequence[int],
+                    precision: Any = None) -> jax.Array:
+  """d<conv2d(x, kernel, strides, pads), g>/dx for g [N, Ho, Wo, C_out] -> [N, H, W, C_in].
+
+  The input gradient of a strided convolution is a transposed convolution of g with
+  the flipped, in/out-swapped kernel: x pixel i collects g[o] @ w[k]^T wherever
+  s*o - lo + k = i, which is lax.conv_transpose(g, w', 'SAME') when K - 1 - lo equals
+  'SAME''s offset pad_a (4x4 stride 2 pad 1, and 'SAME' padding generally). It then runs
+  as the sub-pixel form on XLA's convolution (fast on CPU), cropped or zero-padded to
+  H x W. Other paddings use the gradient of the matmul form.
+  """
+  kh, kw, _, _ = kernel.shape
+  (lo_h, _), (lo_w, _) = pads
+  if kh == kw and strides[0] == strides[1] and lo_h == lo_w and kh - 1 - lo_h == same_pad_a(kh, strides[0]):
+    w = jnp.transpose(kernel[::-1, ::-1], (0, 1, 3, 2))
+    dx = subpixel_conv_transpose(g, w, strides[0], precision, conv_impl='xla')
+    h, wd = in_hw
+    dx = dx[:, :h, :wd]
+    return jnp.pad(dx, ((0, 0), (0, h - dx.shape[1]), (0, wd - dx.shape[2]), (0, 0)))
+  x_shape = jax.ShapeDtypeStruct((g.shape[0],) + tuple(in_hw) + (kernel.shape[2],), g.dtype)
+  return jax.linear_transpose(lambda x: _matmul_conv_plain(x, kernel, strides, pads, precision),
+                              x_shape)(g)[0]
+
+
+def _hybrid_conv_bwd(strides, pads, precision, res, g):
+  x, kernel = res
+  dx = conv_input_grad(g, kernel, strides, pads, x.shape[1:3], precision)
+  # dW = im2col(x)^T @ dy: a matmul where XLA:CPU's own weight-gradient convolution
+  # can be pathologically slow. (Unused dW, e.g. a frozen D, is removed by XLA.)
+  dw = jax.vjp(lambda w: _matmul_conv(x, w, strides, pads, precision), kernel)[1](g)[0]
+  return dx, dw
+
+
+_hybrid_conv.defvjp(_hybrid_conv_fwd, _hybrid_conv_bwd)
+
+
+def conv2d(x: jax.Array, kernel: jax.Array, strides: Union[int, Sequence[int]] = 1,
+           padding: Padding = 'SAME', impl: str = 'auto', precision: Any = None) -> jax.Array:
+  """2-D convolution (cross-correlation), x [N, H, W, C_in], kernel [kh, kw, C_in, C_out].
+
+  Returns [N, Ho, Wo, C_out], equal to
+  `lax.conv_general_dilated(x, kernel, strides, padding, ('NHWC', 'HWIO', 'NHWC'))`
+  (up to float rounding) for every impl:
+    'xla'     XLA's convolution and its autodiff.
+    'matmul'  im2col + one matmul, the weight gradient as a matmul on an explicitly
+              transposed copy of the patches (custom VJP, `_matmul_conv_bwd`).
+    'matmul_autodiff'  the same forward with JAX's own autodiff (the A/B baseline of
+              `benchmarks/switch_ab.py`).
+    'hybrid'  XLA's convolution and input gradient; the weight gradient as a matmul.
+    'auto'    'matmul' on CPU, 'xla' elsewhere (see `resolve_conv_impl`).
+  """
+  strides = pair(strides)
+  pads = conv_padding(padding, x.shape[1:3], kernel.shape[:2], strides)
+  impl = resolve_conv_impl(impl)
+  if impl == 'xla':
+    return _xla_conv(x, kernel, strides, pads, precision)
+  if impl == 'hybrid':
+    return _hybrid_conv(x, kernel, strides, pads, precision)
+  if impl == 'matmul_autodiff':
+    return _matmul_conv_plain(x, kernel, strides, pads, precision)
+  return _matmul_conv(x, kernel, strides, pads, precision)
+
+
+@functools.lru_cache(maxsize=None)
+def _phase_taps(kernel: int, stride: int) -> tuple[int, tuple[int, ...], tuple[tuple[int, ...], ...]]:
+  """Per-phase taps of a 1-D 'SAME' transposed convolution.
+
+  Returns (T, d0, k_index): T taps per phase (phases with fewer are zero-padded),
+  d0[a] the input offset of phase a's first tap, and k_index[a][j] the kernel index
+  of phase a's tap j, or -1 for a zero tap.
+  """
+  pad_a = same_pad_a(kernel, stride)
+  taps = []
+  for a in range(stride):
+    ds = [d for d in range(-kernel, kernel + 1) if 0 <= stride * d + pad_a - a < kernel]
+    taps.append(ds)
+  num_taps = max(len(ds) for ds in taps)
+  d0 = tuple(ds[0] for ds in taps)
+  k_index = tuple(
+      tuple(stride * (d0[a] + j) + pad_a - a if (d0[a] + j) in taps[a] else -1
+            for j in range(num_taps))
+      for a in range(stride))
+  return num_taps, d0, k_index
+
+
+def subpixel_kernel(kernel: jax.Array, stride: int) -> jax.Array:
+  """Rearranges a ConvTranspose kernel [K, K, C_in, C_out] into the sub-pixel form.
+
+  Returns [T, T, C_in, s * s * C_out], output channels ordered (phase_y, phase_x, c).
+  """
+  k = kernel.shape[0]
+  num_taps, _, k_index = _phase_taps(k, stride)
+  # Gather with index K pointing at an appended zero tap, so missing taps are zeros.
+  padded = jnp.pad(kernel, ((0, 1), (0, 1), (0, 0), (0, 0)))
+  idx = np.array([[ki if ki >= 0 else k for ki in row] for row in k_index])  # [s, T]
+  # g[a, j, b, l] = padded[idx[a, j], idx[b, l]]
+  g = padded[idx[:, :, None, None], idx[None, None, :, :]]  # [s, T, s, T, Cin, Cout]
+  g = jnp.transpose(g, (1, 3, 4, 0, 2, 5))                   # [T, T, Cin, s, s, Cout]
+  return g.reshape(num_taps, num_taps, kernel.shape[2], stride * stride * kernel.shape[3])
+
+
+def subpixel_conv_transpose(x: jax.Array, kernel: jax.Array, stride: int,
+                            precision: Any = None, conv_impl: str = 'xla') -> jax.Array:
+  """'SAME' strided transposed convolution, x [N, H, W, C_in] -> [N, sH, sW, C_out].
+
+  Equal to `lax.conv_transpose(x, kernel, (s, s), 'SAME')` (flax's ConvTranspose);
+  the inner stride-1 convolution runs through `conv2d(..., impl=conv_impl)`.
+  """
+  lo, hi = _subpixel_padding(kernel.shape[0], stride)
+  u = conv2d(x, subpixel_kernel(kernel, stride).astype(x.dtype), 1, ((lo, hi), (lo, hi)),
+             conv_impl, precision)
+  return _phases_to_space(u, x.shape[1], x.shape[2], kernel.shape[0], stride)
+
+
+def _subpixel_padding(kernel: int, stride: int) -> tuple[int, int]:
+  """Padding (lo, hi) of the sub-pixel form's stride-1 convolution."""
+  num_taps, d0, _ = _phase_taps(kernel, stride)
+  return max(0, -min(d0)), max(d + num_taps - 1 for d in d0)
+
+
+def _phases_to_space(u: jax.Array, h: int, w: int, kernel: int, stride: int) -> jax.Array:
+  """Sub-pixel output u [N, Hu, Wu, s*s*C] -> [N, s*H, s*W, C]: crop each phase's
+  H x W window (it starts at d0(phase) + lo) and interleave the phases."""
+  n, c = u.shape[0], u.shape[3] // (stride * stride)
+  _, d0, _ = _phase_taps(kernel, stride)
+  lo, _ = _subpixel_padding(kernel, stride)
+  u = u.reshape(n, u.shape[1], u.shape[2], stride, stride, c)
+  rows = []
+  for a in range(stride):
+    oy = d0[a] + lo
+    cols = [u[:, oy:oy + h, d0[b] + lo:d0[b] + lo + w, a, b, :] for b in range(stride)]
+    rows.append(jnp.stack(cols, axis=3))          # [N, H, W, s_x, C]
+  y = jnp.stack(rows, axis=2)                     # [N, H, s_y, W, s_x, C]
+  return y.reshape(n, h * stride, w * stride, c)
+
+
+def subpixel_weight_grad(x: jax.Array, g: jax.Array, kernel_shape: Sequence[int], stride: int,
+                         precision: Any = None) -> jax.Array:
+  """d<conv_transpose(x, kernel, s), g>/dkernel through the sub-pixel form, as one matmul.
+
+  dK_sub = im2col(x)^T @ du, with du the sub-pixel layout of g, folded back onto the
+  [K, K, C_in, C_out] kernel. du is materialised on its own (optimization_barrier):
+  left to fuse with the transpose the matmul wants, XLA:CPU produced it ~5x slower
+  (70 ms vs ~15 ms in the MNIST step).
+  """
+  k, _, c_in, c_out = kernel_shape
+  num_taps = _phase_taps(k, stride)[0]
+  lo, hi = _subpixel_padding(k, stride)
+  n, h, w, _ = x.shape
+  u_shape = (n, h + lo + hi - num_taps + 1, w + lo + hi - num_taps + 1, stride * stride * c_out)
+  to_space = lambda u: _phases_to_space(u, h, w, k, stride)
+  du, = jax.linear_transpose(to_space, jax.ShapeDtypeStruct(u_shape, g.dtype))(g)
+  du = jax.lax.optimization_barrier(du)
+  cols = im2col(x, (num_taps, num_taps), (1, 1), ((lo, hi), (lo, hi)))
+  dk_sub = dot(cols, du, (((0, 1, 2), (0, 1, 2)), ((), ())), precision)
+  dk_sub = dk_sub.reshape(num_taps, num_taps, c_in, stride * stride * c_out)
+  to_sub = lambda kern: subpixel_kernel(kern, stride)
+  dk, = jax.linear_transpose(to_sub, jax.ShapeDtypeStruct(tuple(kernel_shape), g.dtype))(dk_sub)
+  return dk
+
+
+def overlap_add_conv_transpose(x: jax.Array, kernel: jax.Array, stride: int,
+                               precision: Any = None) -> jax.Array:
+  """The same transposed convolution as `subpixel_conv_transpose`, in col2im form.
+
+  One matmul gives every input pixel's contribution through every kernel tap,
+  P = x [N*H*W, C_in] @ kernel [C_in, K*K*C_out]; output phase (a, b) then sums, for its
+  taps (_phase_taps), the slices of P shifted by the taps' input offsets. It does
+  exactly the transposed convolution's multiply-adds and materialises K*K*C_out values
+  per input pixel (the sub-pixel im2col: T*T*C_in per pixel, plus its zero taps), so it
+  is the cheaper matmul form when C_out is small (the last, 1- or 3-channel layer).
+  """
+  n, h, w, c_in = x.shape
+  k, c_out = kernel.shape[0], kernel.shape[3]
+  num_taps, d0, k_index = _phase_taps(k, stride)
+  wmat = jnp.transpose(kernel, (2, 0, 1, 3)).reshape(c_in, k * k * c_out)
+  p = dot(x, wmat.astype(x.dtype), (((3,), (0,)), ((), ())),
+           precision).reshape(n, h, w, k, k, c_out)
+  lo = max(0, -min(d0))
+  hi = max(0, max(d + num_taps - 1 for d in d0))
+  p = jnp.pad(p, ((0, 0), (lo, hi), (lo, hi), (0, 0), (0, 0), (0, 0)))
+  rows = []
+  for a in range(stride):
+    cols = []
+    for b in range(stride):
+      acc = None
+      for j, ky in enumerate(k_index[a]):
+        for l, kx in enumerate(k_index[b]):
+          if ky < 0 or kx < 0:  # a zero tap of a short phase
+            continue
+          oy, ox = lo + d0[a] + j, lo + d0[b] + l
+          term = p[:, oy:oy + h, ox:ox + w, ky, kx, :]
+          acc = term if acc is None else acc + term
+      cols.append(acc)
+    rows.append(jnp.stack(cols, axis=3))          # [N, H, W, s_x, C]
+  y = jnp.stack(rows, axis=2)                     # [N, H, s_y, W, s_x, C]
+  return y.reshape(n, h * stride, w * stride, c_out)
+
+
+def _matmul_conv_transpose(x: jax.Array, kernel: jax.Array, stride: int,
+                           precision: Any = None) -> jax.Array:
+  """The transposed convolution as matmuls: whichever of the two exact forms
+  materialises less -- the sub-pixel im2col (T*T*C_in values per input pixel) or the
+  col2im products (K*K*C_out per pixel; the last, few-channel layer)."""
+  k, c_in, c_out = kernel.shape[0], kernel.shape[2], kernel.shape[3]
+  num_taps = _phase_taps(k, stride)[0]
+  if k * k * c_out < num_taps * num_taps * c_in:
+    return overlap_add_conv_transpose(x, kernel, stride, precision)
+  return subpixel_conv_transpose(x, kernel, stride, precision, conv_impl='matmul')
+
+
+@functools.partial(jax.custom_vjp, nondiff_argnums=(2, 3))
+def _hybrid_conv_transpose(x, kernel, stride, precision):
+  """Forward: the sub-pixel form on XLA's convolution (XLA:CPU runs it ~1.8x faster
+  than im2col + matmul). Input gradient: the gradient of a transposed convolution is a
+  plain strided convolution, which XLA:CPU also runs well (~1.7x faster than the
+  matmul form's). Weight gradient: matmuls (XLA's takes seconds)."""
+  return subpixel_conv_transpose(x, kernel, stride, precision, conv_impl='xla')
+
+
+def _hybrid_conv_transpose_fwd(x, kernel, stride, precision):
+  return _hybrid_conv_transpose(x, kernel, stride, precision), (x, kernel)
+
+
+def conv_transpose_input_grad(g: jax.Array, kernel: jax.Array, stride: int,
+                              precision: Any = None) -> jax.Array:
+  """d<conv_transpose(x, kernel, s), g>/dx for g [N, sH, sW, C_out] -> [N, H, W, C_in].
+
+  The transposed convolution adds x[i] @ w[k] into output s*i + pad_a - k, so its
+  input gradient is the stride-s correlation dx[i] = sum_k g[s*i + pad_a - k] @ w[k]^T
+  with the spatially flipped kernel: a plain strided convolution. The kernel is
+  flipped and transposed to HWIO explicitly because XLA:CPU ran the same convolution
+  with the [K, K, C_out, C_in] ('01oi') kernel layout that JAX's own transpose rule
+  produces ~7x slower (280 ms vs ~40 ms in the MNIST step).
+  """
+  k = kernel.shape[0]
+  pad_a = same_pad_a(k, stride)
+  lo = k - 1 - pad_a
+  hi = pad_a - stride + 1
+  w = jnp.transpose(kernel[::-1, ::-1], (0, 1, 3, 2))
+  return jax.lax.conv_general_dilated(g, w, (stride, stride), ((lo, hi), (lo, hi)),
+                                      dimension_numbers=_DN, precision=precision)
+
+
+def _hybrid_conv_transpose_bwd(stride, precision, res, g):
+  x, kernel = res
+  dx = conv_transpose_input_grad(g, kernel, stride, precision)
+  k, c_in, c_out = kernel.shape[0], kernel.shape[2], kernel.shape[3]
+  num_taps = _phase_taps(k, stride)[0]
+  if k * k * c_out < num_taps * num_taps * c_in:  # few outputs: col2im form's gradient
+    dw = jax.vjp(lambda w: overlap_add_conv_transpose(x, w, stride, precision), kernel)[1](g)[0]
+  else:
+    dw = subpixel_weight_grad(x, g, kernel.shape, stride, precision)
+  return dx, dw
+
+
+_hybrid_conv_transpose.defvjp(_hybrid_conv_transpose_fwd, _hybrid_conv_transpose_bwd)
+
+
+def conv_transpose(x: jax.Array, kernel: jax.Array, stride: int, impl: str = 'auto',
+                   precision: Any = None) -> jax.Array:
+  """'SAME' strided transposed convolution, x [N, H, W, C_in] -> [N, sH, sW, C_out].
+
+  Equal to `lax.conv_transpose(x, kernel, (s, s), 'SAME')` (flax's ConvTranspose), for
+  every impl:
+    'xla'     the sub-pixel form on XLA's convolution, and its autodiff.
+    'matmul'  matmuls only: the sub-pixel im2col, or the col2im form when C_out is small.
+    'hybrid'  XLA forward and input gradient, matmul weight gradient (custom VJP).
+    'auto'    'hybrid' on CPU, 'xla' elsewhere (see `resolve_conv_impl`); on CPU
+              'matmul' when the sub-pixel kernel is larger than the input (below).
+  """
+  requested, impl = impl, resolve_conv_impl(impl, transposed=True)
+  if (requested == 'auto' and impl == 'hybrid'
+      and _phase_taps(kernel.shape[0], stride)[0] > min(x.shape[1], x.shape[2])):
+    # XLA:CPU's convolution takes a pathological path when its kernel is larger than
+    # the image: VT-GAN's first UpConv (2x2x512 input, 5x5 stride 2: 3x3 sub-pixel
+    # taps) took 3.9 s per forward, 90% of the VT-GAN step (benchmarks/profile_step.py
+    # --case vtgan); with the matmul form the step runs 5.9x faster (docs/performance.md).
+    impl = 'matmul'
+  if impl == 'xla':
+    return subpixel_conv_transpose(x, kernel, stride, precision, conv_impl='xla')
+  if impl == 'hybrid':
+    return _hybrid_conv_transpose(x, kernel, stride, precision)
+  return _matmul_conv_transpose(x, kernel, stride, precision)
