@@ -84,7 +84,7 @@ def _fm64(real_features, fake_features):
   return float((diff ** 2).sum())
 
 
-@pytest.mark.parametrize('adversarial_weight', [0.0, 0.5])
+@pytest.mark.parametrize('adversarial_weight', [0.5])
 def test_feature_matching_and_adversarial_weight_make_the_g_loss(adversarial_weight):
   config, models, images = _setup('mmd_dcgan', **{
       'train.eta': 0.0, 'train.feature_matching': 2.0,
@@ -103,7 +103,7 @@ def _softplus64(x):
   return np.logaddexp(0.0, x)
 
 
-@pytest.mark.parametrize('real_label', [1.0, 0.9])
+@pytest.mark.parametrize('real_label', [0.9])
 def test_real_label_is_the_target_of_the_real_batch(real_label):
   config, models, images = _setup('mmd_dcgan', **{'train.eta': 0.0, 'train.real_label': real_label})
   before, _, metrics = _step(config, models, images)
@@ -117,7 +117,7 @@ def test_real_label_is_the_target_of_the_real_batch(real_label):
   np.testing.assert_allclose(metrics['d_adv'], want, rtol=1e-5)
 
 
-@pytest.mark.parametrize('gp_weight', [10.0, 3.0])
+@pytest.mark.parametrize('gp_weight', [3.0])   # not the config's 10
 def test_gradient_penalty_uses_the_steps_own_pair_and_its_weight(gp_weight):
   config, models, images = _setup('wgan_gp', **{'train.n_disc': 1, 'train.gp_weight': gp_weight})
   before, _, metrics = _step(config, models, images)
