@@ -98,6 +98,14 @@ def test_feature_matching_and_adversarial_weight_make_the_g_loss(adversarial_wei
       rtol=1e-5, atol=1e-7)
 
 
+def _d_phase(config, models, before, images):
+  """(real, fake, penalty key, dropout key) of the step's first D update."""
+  k_d, _ = _keys(config)
+  k_fake, k_gp, k_drop = jax.random.split(jax.random.fold_in(k_d, 0), 3)
+  return (steps.to_unit_range(images[0]), _fake(config, models, before.gen, k_fake), k_gp,
+          k_drop)
+
+
 def _softplus64(x):
   x = np.asarray(x, np.float64)
   return np.logaddexp(0.0, x)
@@ -107,10 +115,8 @@ def _softplus64(x):
 def test_real_label_is_the_target_of_the_real_batch(real_label):
   config, models, images = _setup('mmd_dcgan', **{'train.eta': 0.0, 'train.real_label': real_label})
   before, _, metrics = _step(config, models, images)
-  k_d, _ = _keys(config)
-  k_fake, _, k_drop = jax.random.split(jax.random.fold_in(k_d, 0), 3)
-  fake = _fake(config, models, before.gen, k_fake)
-  ro, fo = _d_outputs(models, before.disc, steps.to_unit_range(images[0]), fake, k_drop)
+  real, fake, _, k_drop = _d_phase(config, models, before, images)
+  ro, fo = _d_outputs(models, before.disc, real, fake, k_drop)
   r, f = ro['logit'], fo['logit']
   want = (np.mean(real_label * _softplus64(-r) + (1 - real_label) * _softplus64(r))
           + np.mean(_softplus64(f)))
@@ -121,12 +127,10 @@ def test_real_label_is_the_target_of_the_real_batch(real_label):
 def test_gradient_penalty_uses_the_steps_own_pair_and_its_weight(gp_weight):
   config, models, images = _setup('wgan_gp', **{'train.n_disc': 1, 'train.gp_weight': gp_weight})
   before, _, metrics = _step(config, models, images)
-  k_d, _ = _keys(config)
-  k_fake, k_gp, k_drop = jax.random.split(jax.random.fold_in(k_d, 0), 3)
-  fake = _fake(config, models, before.gen, k_fake)
+  real, fake, k_gp, k_drop = _d_phase(config, models, before, images)
   variables = {'params': before.disc.params, 'batch_stats': before.disc.batch_stats}
   critic = lambda x: models.disc.apply(variables, x, train=True, rngs={'dropout': k_drop})[0]
-  gp = float(penalties.gradient_penalty(critic, steps.to_unit_range(images[0]), fake, k_gp))
+  gp = float(penalties.gradient_penalty(critic, real, fake, k_gp))
   np.testing.assert_allclose(metrics['gp'], gp, rtol=1e-4)
   np.testing.assert_allclose(metrics['d_loss'], metrics['d_adv'] + gp_weight * gp, rtol=1e-5)
 
