@@ -101,6 +101,6 @@ class HeldOutLosses:
       terms = [self.fn(state, images[i:i + self.batch_size], labels[i:i + self.batch_size],
                        jax.random.fold_in(self.key, b), run_key)
                for b, i in enumerate(range(0, len(images), self.batch_size))]
-      for name in terms[0]:
-        out[f'{split}_{name}'] = float(np.mean([float(t[name]) for t in terms]))
+      for name, values in jax.device_get(jax.tree.map(lambda *v: jnp.stack(v), *terms)).items():
+        out[f'{split}_{name}'] = float(np.mean(values))
     return out

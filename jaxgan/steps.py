@@ -199,12 +199,9 @@ def gan_step(state: GANState, batch: dict, key: jax.Array, *, models: Models,
   def make_fake(params, batch_stats, k):
     k_z, k_y = jax.random.split(k)
     z = latent(k_z, n, spec.latent_dim, spec.noise)
-    if cond:
-      y = jax.random.randint(k_y, (n,), 0, spec.num_classes)
-      out, stats = generate(gen, params, batch_stats, z, y, ref=ref)
-      return out, stats, y
-    out, stats = generate(gen, params, batch_stats, z, ref=ref)
-    return out, stats, None
+    y = jax.random.randint(k_y, (n,), 0, spec.num_classes) if cond else None
+    out, stats = generate(gen, params, batch_stats, *((z, y) if cond else (z,)), ref=ref)
+    return out, stats, y
 
   def d_keys(j):  # (fake noise, penalty, dropout) keys of D update j
     return jax.random.split(jax.random.fold_in(k_d, j), 3)

@@ -16,6 +16,7 @@ from typing import Any, Iterable
 
 import numpy as np
 
+from jaxgan import nets
 from jaxgan.errors import UserError
 
 # Fields a rerun may change without starting a different run: how long to train,
@@ -30,8 +31,8 @@ RESUMABLE_PREFIXES = ('eval.', 'parallel.')
 # holds this value. A callable gives the value from the new (flat) config.
 ADDED_FIELDS = {
     'train.mmd_fake': 'g_step', 'train.noise_period': 0, 'model.pack': 1, 'model.conv_impl': 'auto',
-    # Goodfellow's MLP G had no normalisation; every other G had BatchNorm.
-    'model.gen_norm': lambda new: 'none' if new.get('model.name') == 'mlp_maxout' else 'batch',
+    # Each generator's default, first in nets.GEN_NORMS: how it normalised before.
+    'model.gen_norm': lambda new: nets.GEN_NORMS.get(new.get('model.name'), ('batch',))[0],
 }
 
 

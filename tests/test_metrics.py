@@ -6,6 +6,7 @@ import pytest
 
 from jaxgan.errors import UserError
 from jaxgan.metrics import scores
+from jaxgan.data import stacked as stacked_data
 from jaxgan.metrics import stacked_mnist
 
 
@@ -181,10 +182,10 @@ def test_class_histogram_stats_rejects_out_of_range():
 # --- Stacked MNIST.
 
 
-def test_label_to_mode_channel_order():
-  assert stacked_mnist.label_to_mode(1, 2, 3) == 123
-  assert stacked_mnist.label_to_mode(0, 0, 7) == 7
-  np.testing.assert_array_equal(stacked_mnist.label_to_mode([9, 0], [9, 5], [9, 0]), [999, 50])
+def test_mode_id_channel_order():
+  assert stacked_data.mode_id(1, 2, 3) == 123
+  assert stacked_data.mode_id(0, 0, 7) == 7
+  np.testing.assert_array_equal(stacked_data.mode_id([9, 0], [9, 5], [9, 0]), [999, 50])
 
 
 def test_make_stacked_mnist_channels_carry_their_digits():
@@ -193,11 +194,11 @@ def test_make_stacked_mnist_channels_carry_their_digits():
   labels = np.arange(40) % 10
   images = (10 * labels + np.arange(40) // 10)[:, None, None, None] * np.ones((1, 28, 28, 1))
   images = images.astype(np.uint8)
-  stacked, modes = stacked_mnist.make_stacked_mnist(images, labels, 500, seed=0)
+  stacked, modes = stacked_data.make_stacked_mnist(images, labels, 500, seed=0)
   assert stacked.shape == (500, 28, 28, 3) and stacked.dtype == np.uint8
   digits = stacked[:, 0, 0, :].astype(np.int64) // 10
   np.testing.assert_array_equal(modes, 100 * digits[:, 0] + 10 * digits[:, 1] + digits[:, 2])
-  again, modes2 = stacked_mnist.make_stacked_mnist(images, labels, 500, seed=0)
+  again, modes2 = stacked_data.make_stacked_mnist(images, labels, 500, seed=0)
   np.testing.assert_array_equal(again, stacked)
   assert len(np.unique(modes)) > 300           # 500 draws from 1000 modes: ~390 expected
 

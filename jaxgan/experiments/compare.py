@@ -42,10 +42,14 @@ def jobs(rows: tuple[Row, ...], datasets: tuple[str, ...], seeds: tuple[int, ...
   return out
 
 
+def trained(job: dict) -> list[dict]:
+  """The members of a results.json job that trained at least one step."""
+  return [m for m in job['members'] if m.get('steps')]
+
+
 def groups(results: dict) -> list[tuple[dict, list[dict]]]:
   """(labels, trained members) per job, in the experiment's job order."""
-  return [(j['labels'], [m for m in j['members'] if m.get('steps')])
-          for j in results['jobs'].values()]
+  return [(j['labels'], trained(j)) for j in results['jobs'].values()]
 
 
 def score_table(results: dict, *, label_accuracy: bool = False) -> str:
@@ -56,8 +60,8 @@ def score_table(results: dict, *, label_accuracy: bool = False) -> str:
     header.append('label accuracy (%)')
   header += ['score (10k)', 'FID (10k)', 'KID (10k)', 'classes covered', 'class KL']
   rows = []
-  jobs_ = list(results['jobs'].values())
-  for (labels, ms), job in zip(groups(results), jobs_):
+  for job in results['jobs'].values():
+    labels, ms = job['labels'], trained(job)
     evals = [m['eval'] for m in ms if 'eval' in m]
     row = [labels['label'], DATA_NAMES.get(labels['dataset'], labels['dataset']), scale,
            ms[0]['steps'] if ms else '-', job.get('batch_size', '-'), len(ms)]

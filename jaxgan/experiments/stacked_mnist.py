@@ -93,7 +93,7 @@ def report(results: dict, figures: pathlib.Path) -> str:
   header = ['row', 'scale', 'steps', 'batch', 'seeds', 'modes (of 1,000)', 'KL to uniform']
   rows = []
   for job in results['jobs'].values():
-    ms = [m for m in job['members'] if m.get('steps')]
+    ms = compare.trained(job)
     evals = [m['eval'] for m in ms if 'eval' in m]
     rows.append([job['labels']['label'], scale, ms[0]['steps'] if ms else '-',
                  job.get('batch_size', '-'), len(ms),

@@ -16,8 +16,6 @@ from jaxgan.metrics.scores import inception_score
 from jaxgan.metrics.scores import kid
 from jaxgan.metrics.scores import polynomial_kernel
 from jaxgan.metrics.stacked_mnist import channel_predictions
-from jaxgan.metrics.stacked_mnist import label_to_mode
-from jaxgan.metrics.stacked_mnist import make_stacked_mnist
 from jaxgan.metrics.stacked_mnist import stacked_mnist_metric
 
 __all__ = [
@@ -30,10 +28,8 @@ __all__ = [
     'inception_score',
     'InceptionV3',
     'kid',
-    'label_to_mode',
     'load_classifier',
     'load_inception',
-    'make_stacked_mnist',
     'params_sha256',
     'polynomial_kernel',
     'stacked_mnist_metric',

@@ -16,8 +16,7 @@ from typing import Any, Callable
 
 import numpy as np
 
-from jaxgan.data.stacked import make_stacked_mnist  # pylint: disable=unused-import  (re-exported)
-from jaxgan.data.stacked import mode_id as label_to_mode
+from jaxgan.data.stacked import mode_id
 from jaxgan.data.stacked import NUM_MODES
 from jaxgan.errors import UserError
 from jaxgan.metrics.classifier import classify
@@ -59,6 +58,6 @@ def stacked_mnist_metric(channel_preds) -> dict:
     raise UserError(f'stacked_mnist_metric expects predictions [n, 3], got {preds.shape}')
   if preds.size and (preds.min() < 0 or preds.max() > 9):
     raise UserError(f'digit predictions must lie in 0..9, got {preds.min()}..{preds.max()}')
-  stats = class_histogram_stats(label_to_mode(preds[:, 0], preds[:, 1], preds[:, 2]), NUM_MODES)
+  stats = class_histogram_stats(mode_id(preds[:, 0], preds[:, 1], preds[:, 2]), NUM_MODES)
   return {'modes': stats['classes_covered'], 'kl_to_uniform': stats['kl_to_uniform'],
           'histogram': stats['histogram'], 'num_samples': int(len(preds))}

@@ -9,8 +9,9 @@
 Weights N(0, 0.02), BatchNorm scale N(1, 0.02) (DCGAN). BatchNorm uses PyTorch's
 epsilon 1e-5 and momentum 0.1 (flax momentum 0.9), as in bench/torch_reference.py.
 
-`conv_impl` (model.conv_impl: 'auto' | 'xla' | 'matmul' | 'matmul_autodiff' | 'hybrid', see
-conv_ops.conv2d) picks how every convolution runs; 'auto' avoids XLA's convolution gradients on CPU, where they are slow.
+`conv_impl` (model.conv_impl: 'auto' | 'xla' | 'matmul' | 'matmul_autodiff' | 'hybrid',
+see conv_ops.conv2d) picks how every convolution runs; 'auto' avoids XLA's convolution
+gradients on CPU, where they are slow.
 It changes neither the parameters nor the function.
 
 `dtype` (config.model.compute_dtype: None = float32, or bfloat16) is the compute dtype
