@@ -52,9 +52,8 @@ REPO = pathlib.Path(__file__).resolve().parents[1]
 DEFAULT_TORCH_REF = REPO.parent / 'shared' / 'bench' / 'torch_reference.py'
 
 # A case: the config file and overrides that make the step, the data shape [H, W, C],
-# the torch_reference.py case that is its peer (None: no peer), and the builder that
-# turns the config into a step (BUILDERS below; 'system' = systems.make_step, what
-# main.py trains).
+# the torch_reference.py case that is its peer (None: no peer), and for a sweep its
+# number of members (build_step: systems.compile_step, what main.py trains).
 CASES: dict[str, dict[str, Any]] = {
     'mnist_mmd_b100': dict(
         config='configs/mmd_dcgan.py', overrides={'data.batch_size': 100, 'train.eta': 10.0},
@@ -71,10 +70,10 @@ CASES: dict[str, dict[str, Any]] = {
     'vtgan': dict(  # MNIST padded to 32x32 (configs/acgan.py: data.pad_to = 32)
         config='configs/vtgan.py', overrides={'data.batch_size': 100},
         shape=(32, 32, 1), torch_case=None),
-    # An 8-member eta sweep of the MNIST MMD step in one compiled program (build_sweep_step).
+    # An 8-member eta sweep of the MNIST MMD step in one compiled program (build_step).
     'sweep8': dict(
         config='configs/mmd_dcgan.py', overrides={'data.batch_size': 100, 'train.eta': 10.0},
-        shape=(28, 28, 1), torch_case=None, builder='sweep', members=8),
+        shape=(28, 28, 1), torch_case=None, members=8),
 }
 
 
@@ -114,7 +113,7 @@ def case_config(case: dict[str, Any], dtype: str | None = None,
 
 @dataclasses.dataclass
 class StepParts:
-  """What a builder returns: the jitted step fn(state, *args) -> (state, metrics) (the
+  """What build_step returns: the jitted step fn(state, *args) -> (state, metrics) (the
   state donated), its first state and the other arguments (held fixed while timing),
   and how many real training images one call consumes."""
   fn: Callable
@@ -147,39 +146,26 @@ def _models_and_batch(case: dict[str, Any], config, conv_impl: str | None):
   return models, batch
 
 
-def build_system_step(case: dict[str, Any], config, conv_impl: str | None) -> StepParts:
-  """The training step of a config, as main.py runs it (systems.make_step)."""
-  from jaxgan import systems  # pylint: disable=g-import-not-at-top
+def build_step(case: dict[str, Any], config, conv_impl: str | None) -> StepParts:
+  """The training step of a config as main.py trains it (systems.compile_step).
 
-  models, batch = _models_and_batch(case, config, conv_impl)
-  state = systems.create_state(config, models, tuple(case['shape']))
-  return StepParts(systems.make_step(config, models), state,
-                   (batch, systems.train_key(config)),
-                   config.train.n_disc * config.data.batch_size)
-
-
-def build_sweep_step(case: dict[str, Any], config, conv_impl: str | None) -> StepParts:
-  """An M-member eta sweep of the case's config (eta = 0, 5, ..., 5 (M-1)), all members
-  in one vmapped program as `--config.sweep` trains them (jaxgan/sweep.py), on one
-  shared batch (common random numbers). img/s is the aggregate over the members: M
-  sequential solo runs would reach the solo case's img/s, so the ratio of the two rows
-  is the sweep's speed-up."""
+  A case with `members` = M is an M-member eta sweep of its config (eta = 0, 5, ...,
+  5 (M-1)), all members in one vmapped program as `--config.sweep` trains them
+  (jaxgan/sweep.py), on one shared batch (common random numbers). img/s is then the
+  aggregate over the members: M sequential solo runs would reach the solo case's img/s,
+  so the ratio of the two rows is the sweep's speed-up."""
   import jax  # pylint: disable=g-import-not-at-top
-  from jaxgan import sweep, systems  # pylint: disable=g-import-not-at-top
+  from jaxgan import parallel, sweep, systems  # pylint: disable=g-import-not-at-top
 
-  members = int(case['members'])
-  config.sweep = 'train.eta=' + ','.join(str(5 * i) for i in range(members))
-  member_list = sweep.members(config)
+  members = int(case.get('members', 1))
+  if members > 1:
+    config.sweep = 'train.eta=' + ','.join(str(5 * i) for i in range(members))
   models, batch = _models_and_batch(case, config, conv_impl)
   shape = tuple(case['shape'])
+  step = systems.compile_step(config, models, parallel.make_mesh(1))
   state = jax.device_put(sweep.stack([systems.create_state(m.config, models, shape)
-                                      for m in member_list]))
-  fn = jax.jit(sweep.step_function(member_list, models), donate_argnums=(0,))
-  return StepParts(fn, state, (batch,), members * config.train.n_disc * config.data.batch_size)
-
-
-BUILDERS: dict[str, Callable[..., StepParts]] = {'system': build_system_step,
-                                                 'sweep': build_sweep_step}
+                                      for m in step.members]))
+  return StepParts(step.fn, state, (batch,), members * config.train.n_disc * config.data.batch_size)
 
 
 class JaxStep:
@@ -195,7 +181,7 @@ class JaxStep:
     config = case_config(case, dtype, overrides)
     self.dtype = config.model.get('compute_dtype', 'float32')
     self.batch_size = config.data.batch_size
-    parts = BUILDERS[case.get('builder', 'system')](case, config, conv_impl)
+    parts = build_step(case, config, conv_impl)
     self.state, self.args = parts.state, parts.args
     self.images_per_step = parts.images_per_step
     t = time.perf_counter()

@@ -5,7 +5,7 @@ r"""PyTorch's faster GPU settings for the torch_reference.py cases: TF32, channe
 
 torch_reference.py times its steps as written: float32 parameters and activations,
 NCHW tensors, PyTorch's defaults for TF32 (cuDNN convolutions may use it, matmuls do
-not). The GPU targets of issue 6 compare with PyTorch's *best* float32 configuration
+not). jaxgan's GPU targets compare with PyTorch's *best* float32 configuration
 and with its bf16 one, so this script times the same networks, losses and updates (the
 reference's own modules and MMD, imported from its file) under:
 

@@ -17,9 +17,6 @@ def get_config() -> ml_collections.ConfigDict:
   config.system = 'acgan'
   config.data.pad_to = 32
   config.data.batch_size = 100
-  config.model = dict(name='acgan', latent_dim=100, noise='normal', compute_dtype='float32',
-                      num_classes=10, gen_width=512, disc_width_mult=1.0,
-                      minibatch_kernels=0, minibatch_dim=5, upconv_impl='subpixel',
-                      gen_norm='batch')                   # batch | virtual (VBN, S9)
+  config.model.update(name='acgan', num_classes=10, gen_width=512, disc_width_mult=1.0)
   config.train.num_epochs = 30
   return config

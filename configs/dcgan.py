@@ -20,11 +20,7 @@ def get_config() -> ml_collections.ConfigDict:
   config.system = 'dcgan'
   config.data.name = 'mnist64'
   config.data.batch_size = 64
-  config.model = dict(name='dcgan', latent_dim=100, noise='normal', compute_dtype='float32',
-                      ngf=64, ndf=64, kernel_size=4, disc_norm='batch', upconv_impl='subpixel',
-                      conv_impl='auto',                   # auto | xla | matmul | matmul_autodiff | hybrid (nets/conv_ops.py)
-                      gen_norm='batch',                   # batch | virtual (VBN, S9)
-                      pack=1)                             # > 1: D judges packs of this many (PacGAN)
+  config.model.update(name='dcgan', ngf=64, ndf=64, kernel_size=4)
   config.train.num_epochs = 5
   config.sample.num = 64
   return config

@@ -21,10 +21,38 @@ def get_config() -> ml_collections.ConfigDict:
       pad_to=0,                                           # > 0: pad images (with black, -1) to this side
       toy_size=100_000,                                   # ring8 / grid25: points drawn once from the mixture
       backend='files')                                    # celeba: files | tfds
-  config.model = dict(name='', latent_dim=100, noise='normal', compute_dtype='float32')
+  # Every model field, with its default; a network reads only its own (jaxgan/nets/__init__.py).
+  config.model = dict(
+      name='',                     # dcgan28 | dcgan | acgan | mlp_maxout | toy | toy_pacgan
+      latent_dim=100,              # z's dimension
+      noise='normal',              # z ~ N(0, I) | uniform: U[-1, 1]
+      compute_dtype='float32',     # float32 | bfloat16 (mixed precision; parameters stay float32)
+      num_classes=0,               # > 0: class-conditional G and a class head in D (AC-GAN)
+      pack=1,                      # > 1: D judges packs of this many samples (PacGAN)
+      gen_norm='batch',            # G's normalisation: batch | virtual (VBN, S9) | none (nets.GEN_NORMS)
+      disc_norm='batch',           # dcgan28, dcgan: batch | layer | none (layer for gradient penalties)
+      upconv_impl='subpixel',      # dcgan28, dcgan, acgan: subpixel | transpose (same function)
+      conv_impl='auto',            # dcgan28, dcgan: auto | xla | matmul | matmul_autodiff | hybrid (nets/conv_ops.py)
+      feature_dim=20,              # dcgan28: D's penultimate width ("latent dimension" of seed 000)
+      gen_width=256,               # dcgan28: G 7x7xgen_width -> 14x14x(gen_width/2); acgan: G's first width
+      disc_width=64,               # dcgan28: D 14x14xdisc_width -> 7x7x(2 disc_width)
+      ngf=64, ndf=64,              # dcgan: G's and D's base widths
+      kernel_size=4,               # dcgan: 4 (PyTorch example) | 5 (seed 003)
+      disc_width_mult=1.0,         # acgan: D's widths times this
+      minibatch_kernels=0,         # acgan, toy_pacgan: > 0 adds minibatch discrimination to D
+      minibatch_dim=5,             # its kernel dimension
+      gen_hidden=(1200, 1200),     # mlp_maxout: G's hidden widths
+      maxout_units=240,            # mlp_maxout, toy_pacgan: maxout units per layer
+      maxout_pieces=5,             # ... and pieces per unit
+      dropout=0.5,                 # mlp_maxout: D's dropout rate
+      hidden=100,                  # toy, toy_pacgan: hidden width
+      gen_layers=4,                # toy_pacgan: G's hidden layers
+      disc_layers=3)               # toy_pacgan: D's maxout layers
   config.optim = dict(
       name='adam',                                        # adam | rmsprop | sgd (with momentum)
       learning_rate=2e-4, b1=0.5, b2=0.999, momentum=0.0)
+  # The weights of the step's loss terms, the real label and the class smoothing are
+  # traced values a sweep may vary (jaxgan/terms.py TRACED); every other field shapes the program.
   config.train = dict(
       num_epochs=30,
       num_steps=config_dict.placeholder(int),             # stop at this global step (smoke runs)
@@ -41,6 +69,7 @@ def get_config() -> ml_collections.ConfigDict:
       feature_matching=0.0,                               # weight of feature matching in G's loss (S9)
       adversarial_weight=1.0,                             # weight of G's adversarial loss
       gp_weight=0.0,                                      # WGAN-GP lambda (S6)
+      r1_weight=0.0,                                      # R1 gamma: gamma/2 E|grad D(x_real)|^2 (Mescheder 2018)
       clip=0.0,                                           # WGAN weight clipping c (S5)
       class_smoothing=0.0,                                # AC-GAN class-label smoothing eps (S8)
       disc_batches='grouped')                             # grouped | separate (real, then fake)

@@ -14,18 +14,6 @@ from configs import default
 def get_config() -> ml_collections.ConfigDict:
   config = default.get_config()
   config.system = 'mmd_dcgan'
-  config.model = dict(
-      name='dcgan28',
-      latent_dim=100,                                     # z ~ N(0, I)
-      noise='normal',
-      feature_dim=20,                                     # D's penultimate width ("latent dimension")
-      gen_width=256,                                      # G: 7x7xgen_width -> 14x14x(gen_width/2)
-      disc_width=64,                                      # D: 14x14xdisc_width -> 7x7x(2 disc_width)
-      disc_norm='batch',                                  # batch | layer | none
-      upconv_impl='subpixel',                             # subpixel | transpose (same function)
-      conv_impl='auto',                                   # auto | xla | matmul | matmul_autodiff | hybrid (nets/conv_ops.py)
-      gen_norm='batch',                                   # batch | virtual (VBN, S9)
-      compute_dtype='float32',
-      pack=1)                                             # > 1: D judges packs of this many (PacGAN)
+  config.model.update(name='dcgan28', feature_dim=20, gen_width=256, disc_width=64)
   config.train.eta = 10.0
   return config

@@ -39,12 +39,13 @@ How this differs from the papers:
 """
 import ml_collections
 
-from configs import mmd_dcgan
+from configs import default
 
 
 def get_config() -> ml_collections.ConfigDict:
-  config = mmd_dcgan.get_config()
+  config = default.get_config()
   config.system = 'stacked_mnist_dcgan'
+  config.model.name = 'dcgan28'
   config.data.name = 'stacked_mnist'
   config.data.batch_size = 64
   config.data.stacked_size = 128_000                     # stacked training images (PacGAN's code)

@@ -18,9 +18,8 @@ def get_config() -> ml_collections.ConfigDict:
   config.data.name = 'ring8'                               # ring8 | grid25
   config.data.batch_size = 10
   config.data.toy_size = 20_000                            # 2,000 steps per epoch
-  config.model = dict(name='toy', latent_dim=8, noise='normal', compute_dtype='float32', hidden=100,
-                      pack=1)                             # > 1: D judges packs of this many (PacGAN)
-  config.optim = dict(name='adam', learning_rate=1e-3, b1=0.9, b2=0.999, momentum=0.0)
+  config.model.update(name='toy', latent_dim=8, hidden=100, gen_norm='none')
+  config.optim.update(learning_rate=1e-3, b1=0.9)
   config.train.num_epochs = 10
   config.train.g_loss = 'non_saturating'
   config.log_every_steps = 500

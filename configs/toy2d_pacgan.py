@@ -31,13 +31,11 @@ def get_config() -> ml_collections.ConfigDict:
   config.data.name = 'ring8'                               # ring8 | grid25
   config.data.batch_size = 100
   config.data.toy_size = 100_000                           # 1,000 steps per epoch
-  config.model = dict(
-      name='toy_pacgan', latent_dim=2, noise='normal', compute_dtype='float32',
+  config.model.update(
+      name='toy_pacgan', latent_dim=2,
       hidden=400, gen_layers=4,                           # G: 4 x (Linear, BatchNorm, ReLU)
-      maxout_units=200, maxout_pieces=5, disc_layers=3,   # D: 3 maxout layers
-      minibatch_kernels=0, minibatch_dim=5,               # > 0: minibatch discrimination in D
-      pack=1)                                             # > 1: D judges packs of this many
-  config.optim = dict(name='adam', learning_rate=1e-4, b1=0.8, b2=0.999, momentum=0.0)
+      maxout_units=200, maxout_pieces=5, disc_layers=3)   # D: 3 maxout layers
+  config.optim.update(learning_rate=1e-4, b1=0.8)
   config.train.num_epochs = 400
   config.train.g_loss = 'non_saturating'
   config.log_every_steps = 1000

@@ -15,10 +15,9 @@ from configs import default
 def get_config() -> ml_collections.ConfigDict:
   config = default.get_config()
   config.system = 'vanilla_gan'
-  config.model = dict(name='mlp_maxout', latent_dim=100, noise='normal', compute_dtype='float32',
-                      gen_hidden=(1200, 1200), maxout_units=240, maxout_pieces=5, dropout=0.5,
-                      gen_norm='none',                    # none | batch | virtual (VBN, S9)
-                      pack=1)                             # > 1: D judges packs of this many (PacGAN)
+  config.model.update(name='mlp_maxout', gen_hidden=(1200, 1200), maxout_units=240,
+                      maxout_pieces=5, dropout=0.5,
+                      gen_norm='none')                    # none | batch | virtual (VBN, S9)
   # Goodfellow used SGD with momentum; Adam(2e-4, 0.5) trains this pair more reliably.
   # SGD: --config.optim.name=sgd --config.optim.learning_rate=0.1 --config.optim.momentum=0.5
   config.optim.learning_rate = 2e-4

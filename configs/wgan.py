@@ -10,14 +10,15 @@ updates and the generator update run inside one compiled step (lax.scan).
 """
 import ml_collections
 
-from configs import mmd_dcgan
+from configs import default
 
 
 def get_config() -> ml_collections.ConfigDict:
-  config = mmd_dcgan.get_config()
+  config = default.get_config()
   config.system = 'wgan'
+  config.model.name = 'dcgan28'                          # the MNIST DCGAN of configs/mmd_dcgan.py
   config.data.batch_size = 64
-  config.optim = dict(name='rmsprop', learning_rate=5e-5, b1=0.5, b2=0.999, momentum=0.0)
-  config.train.update(eta=0.0, d_loss='wasserstein', g_loss='wasserstein', clip=0.01, n_disc=5,
+  config.optim.update(name='rmsprop', learning_rate=5e-5)
+  config.train.update(d_loss='wasserstein', g_loss='wasserstein', clip=0.01, n_disc=5,
                       num_epochs=50)
   return config

@@ -16,6 +16,6 @@ def get_config() -> ml_collections.ConfigDict:
   config = wgan.get_config()
   config.system = 'wgan_gp'
   config.model.disc_norm = 'layer'
-  config.optim = dict(name='adam', learning_rate=2e-4, b1=0.5, b2=0.9, momentum=0.0)
+  config.optim.update(name='adam', learning_rate=2e-4, b2=0.9)
   config.train.update(clip=0.0, gp_weight=10.0)
   return config

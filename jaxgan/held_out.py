@@ -11,9 +11,11 @@ dropout with a fixed key), class targets one-hot (no smoothing, so that VT-GAN a
 AC-GAN are measured alike). The gap between the two splits measures how far D, and
 its class head, fit the training images rather than the data.
 
-Record keys: train_d_adv, test_d_adv, train_g_adv, ... and, for class-conditional
-systems, *_d_class (D's class loss on the real batch and the fake batch), *_g_class,
-and *_d_class_acc (D's class accuracy on the real batch).
+Record keys: train_<metric> and test_<metric> for every metric of the step's terms
+(jaxgan/terms.py): d_adv, d_real, d_fake, g_adv, and mmd2, gp, feature_matching, ...
+as the config uses them; for class-conditional systems *_d_class (D's class loss on the
+real batch and the fake batch), *_g_class and *_d_class_acc (D's class accuracy on the
+real batch).
 """
 from __future__ import annotations
 
@@ -24,7 +26,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from jaxgan import losses, pipeline, steps, systems
+from jaxgan import pipeline, steps, systems, terms
 from jaxgan.errors import UserError
 
 SPLITS = ('train', 'test')
@@ -32,31 +34,34 @@ SPLITS = ('train', 'test')
 
 def loss_terms(config: Any, models: steps.Models) -> Callable:
   """jit-compiled (state, images uint8 [N, ...], labels [N], key, run_key) -> dict of
-  scalars; run_key is the run's training key (virtual batch norm's reference batch)."""
-  spec = systems.step_spec(config)
+  scalars: the metrics of every term of D's and G's losses (jaxgan/terms.py) on one real
+  batch and one fake batch, with class smoothing off; run_key is the run's training
+  key (virtual batch norm's reference batch)."""
+  schedule = systems.schedule_of(config)
+  d_terms, g_terms = terms.active([config], 'disc'), terms.active([config], 'gen')
+  weights = dict(terms.weights(config), class_smoothing=jnp.float32(0))
   gen, disc = models.gen, models.disc
-  cond = spec.num_classes > 0
 
   def fn(state, images, labels, key, run_key):
     real = steps.to_unit_range(images)
     n = real.shape[0]
-    k_z, k_y, k_drop = jax.random.split(key, 3)
-    z = steps.latent(k_z, n, spec.latent_dim, spec.noise)
-    inputs = (z, jax.random.randint(k_y, (n,), 0, spec.num_classes)) if cond else (z,)
-    ref = (steps.vbn_reference(run_key, n, spec.latent_dim, spec.noise, spec.num_classes)
-           if steps.uses_vbn(gen) else None)
+    k_in, k_pen, k_drop = jax.random.split(key, 3)
+    inputs = steps.draw_inputs(k_in, n, schedule)
+    ref = (steps.vbn_reference(run_key, n, schedule.latent_dim, schedule.noise,
+                               schedule.num_classes) if steps.uses_vbn(gen) else None)
     fake, _ = steps.generate(gen, state.gen.params, state.gen.batch_stats, *inputs, ref=ref)
-    ro, fo, _ = steps.disc_pair(disc, state.disc.params, state.disc.batch_stats, real, fake,
-                                mode=spec.disc_batches, rngs={'dropout': k_drop})
-    out = {'d_adv': losses.DISC_LOSSES[spec.d_loss](ro['logit'], fo['logit'], spec.real_target),
-           'g_adv': losses.GEN_LOSSES[spec.g_loss](fo['logit'])}
-    if cond:
-      onehot = lambda v: jax.nn.one_hot(v, spec.num_classes)
-      g_class = losses.acgan_class_loss(fo['class_logits'], onehot(inputs[1]))
-      out.update(d_class=losses.acgan_class_loss(ro['class_logits'], onehot(labels)) + g_class,
-                 g_class=g_class,
-                 d_class_acc=jnp.mean(jnp.argmax(ro['class_logits'], -1) == labels))
-    return out
+    rngs = {'dropout': k_drop}
+    dvars = {'params': state.disc.params, 'batch_stats': state.disc.batch_stats}
+    ro, fo, _ = steps.disc_pair(disc, dvars['params'], dvars['batch_stats'], real, fake,
+                                mode=schedule.disc_batches, rngs=rngs)
+    # One fake batch serves as G's and as the D step's.
+    out = {'real': ro, 'fake': fo, 'fake_d_step': fo, 'real_x': real, 'fake_x': fake,
+           'real_y': labels, 'fake_y': inputs[1] if len(inputs) > 1 else None, 'key': k_pen,
+           'critic': lambda x: disc.apply(dvars, x, train=True, rngs=rngs)[0]}
+    metrics = {**terms.total(d_terms, out, weights)[1], **terms.total(g_terms, out, weights)[1]}
+    if schedule.num_classes:
+      metrics['d_class_acc'] = jnp.mean(jnp.argmax(ro['class_logits'], -1) == labels)
+    return metrics
 
   return jax.jit(fn)
 

@@ -52,8 +52,8 @@ def _safe_norm(sq: jax.Array) -> jax.Array:
   return jnp.where(positive, jnp.sqrt(jnp.where(positive, sq, 1.0)), 0.0)
 
 
-def per_example_grad_norms(critic_fn: CriticFn, x: jax.Array) -> jax.Array:
-  """|grad_x f(x_i)|_2 for each example, x [N, ...] -> [N] float32.
+def per_example_sq_grad_norms(critic_fn: CriticFn, x: jax.Array) -> jax.Array:
+  """|grad_x f(x_i)|_2^2 for each example, x [N, ...] -> [N] float32.
 
   Computed as `vmap(grad(f_i))` where f_i runs critic_fn on the one-example batch
   x_i[None]. This is only the per-example gradient if critic_fn does not couple the
@@ -72,7 +72,13 @@ def per_example_grad_norms(critic_fn: CriticFn, x: jax.Array) -> jax.Array:
 
   grads = jax.vmap(jax.grad(f))(x)                                   # [N, ...]
   g = grads.reshape(x.shape[0], -1).astype(jnp.float32)
-  return _safe_norm(jnp.sum(g * g, axis=-1))
+  return jnp.sum(g * g, axis=-1)
+
+
+def per_example_grad_norms(critic_fn: CriticFn, x: jax.Array) -> jax.Array:
+  """|grad_x f(x_i)|_2 for each example, x [N, ...] -> [N] float32 (see
+  `per_example_sq_grad_norms` for what critic_fn must satisfy)."""
+  return _safe_norm(per_example_sq_grad_norms(critic_fn, x))
 
 
 def gradient_penalty(critic_fn: CriticFn, real: jax.Array, fake: jax.Array,
@@ -100,6 +106,27 @@ def gradient_penalty(critic_fn: CriticFn, real: jax.Array, fake: jax.Array,
   x_hat = interpolate(real.astype(f32), fake.astype(f32), key)
   norms = per_example_grad_norms(critic_fn, x_hat)
   return jnp.mean((norms - target_norm) ** 2)
+
+
+def r1_penalty(critic_fn: CriticFn, real: jax.Array) -> jax.Array:
+  """0.5 E[|grad_x D(x)|_2^2] on real data: the R1 regulariser of Mescheder, Geiger and
+  Nowozin 2018 ("Which training methods for GANs do actually converge?", eq. 9), whose
+  weight is their gamma. critic_fn returns D's logits and must treat examples
+  independently (see `per_example_sq_grad_norms`)."""
+  f32 = jnp.promote_types(real.dtype, jnp.float32)
+  return 0.5 * jnp.mean(per_example_sq_grad_norms(critic_fn, real.astype(f32)))
+
+
+def gradient_penalty_term(out: dict, w: dict) -> tuple[jax.Array, dict]:
+  """The WGAN-GP penalty on the D update's own real and fake batches (jaxgan/terms.py)."""
+  gp = gradient_penalty(out['critic'], out['real_x'], out['fake_x'], out['key'])
+  return gp, {'gp': gp}
+
+
+def r1_term(out: dict, w: dict) -> tuple[jax.Array, dict]:
+  """The R1 penalty on the D update's real batch (jaxgan/terms.py)."""
+  r1 = r1_penalty(out['critic'], out['real_x'])
+  return r1, {'r1': r1}
 
 
 def no_penalty(critic_fn: CriticFn, real: jax.Array, fake: jax.Array, key: jax.Array,

@@ -9,41 +9,39 @@ all members; members that differ only in a loss weight share their noise and dat
 batches (common random numbers, as seed 000 compares eta values).
 
 Sweepable fields are those that enter the step as numbers (`SWEEPABLE`): the seed and
-the loss weights. Anything that changes shapes or the program (widths, batch size,
-optimiser, D:G schedule) needs separate runs.
+the traced fields of the step's terms (jaxgan/terms.py TRACED: the loss weights, the
+real label, the class smoothing). Anything that changes shapes or the program (widths,
+batch size, optimiser, D:G schedule) needs separate runs. A solo run is a program of
+one member (no config.sweep), trained by the same loop and step.
 """
 from __future__ import annotations
 
 import copy
-import dataclasses
 import itertools
+import json
+import pathlib
 import re
-from typing import Any, Callable, NamedTuple
+from typing import Any, NamedTuple
 
 import jax
-import jax.numpy as jnp
 import numpy as np
 
-from jaxgan import steps, systems
+from jaxgan import terms
 from jaxgan.config_util import get_field, set_field
 from jaxgan.errors import UserError
+from jaxgan.workdir import atomic_write_text, read_metrics
 
-# config field -> StepSpec field it sets (None: the seed, which sets keys, not the spec).
-SWEEPABLE = {
-    'seed': None,
-    'train.eta': 'eta',
-    'train.gp_weight': 'gp_weight',
-    'train.feature_matching': 'feature_matching',
-    'train.adversarial_weight': 'adversarial_weight',
-    'train.real_label': 'real_target',
-    'train.class_smoothing': 'class_smoothing',
-}
+SWEEPABLE = ('seed',) + tuple(f'train.{field}' for field in terms.TRACED)
 
 
 class Member(NamedTuple):
-  name: str        # its folder under W/sweep/, e.g. 'train.eta=10,seed=1'
+  name: str        # its folder under W/sweep/, e.g. 'train.eta=10,seed=1'; '' for a solo run
   config: Any      # the solo config it equals (sweep field cleared)
   overrides: dict  # field -> value
+
+  def workdir(self, root: pathlib.Path) -> pathlib.Path:
+    """The member's folder: W itself for a solo run, W/sweep/<name> in a sweep."""
+    return root / 'sweep' / self.name if self.name else root
 
 
 def parse(text: str) -> list[tuple[str, list[str]]]:
@@ -69,7 +67,10 @@ def parse(text: str) -> list[tuple[str, list[str]]]:
 
 
 def members(config: Any) -> list[Member]:
-  """The members of config.sweep, in product order (the last axis varies fastest)."""
+  """The members of config.sweep, in product order (the last axis varies fastest); the
+  solo run itself when config.sweep is empty."""
+  if not config.sweep:
+    return [Member('', config, {})]
   axes = parse(config.sweep)
   out = []
   for combo in itertools.product(*(tokens for _, tokens in axes)):
@@ -90,41 +91,9 @@ def members(config: Any) -> list[Member]:
   return out
 
 
-def union_spec(member_list: list[Member]) -> steps.StepSpec:
-  """The static spec of the vmapped step: each swept weight at its largest value, so
-  every term that any member uses is computed (a member whose weight is 0 adds 0 x it)."""
-  specs = [systems.step_spec(m.config) for m in member_list]
-  widest = {name: max(getattr(s, name) for s in specs) for name in SWEEPABLE.values() if name}
-  return dataclasses.replace(specs[0], **widest)
-
-
 def per_member_data(member_list: list[Member]) -> bool:
   """Members with different seeds read different data orders (their own batches)."""
   return len({m.config.seed for m in member_list}) > 1
-
-
-def step_function(member_list: list[Member], models: steps.Models) -> Callable:
-  """step(stacked_states, batch) -> (stacked_states, metrics [M] each), not yet compiled.
-
-  batch is [n_disc, N, ...] shared by all members, or [M, n_disc, N, ...] when the
-  seeds differ (`per_member_data`).
-  """
-  spec = union_spec(member_list)
-  keys = jnp.stack([systems.train_key(m.config) for m in member_list])
-  hp = {}
-  for field, spec_field in SWEEPABLE.items():
-    if spec_field:
-      values = [getattr(systems.step_spec(m.config), spec_field) for m in member_list]
-      if len(set(values)) > 1:
-        hp[spec_field] = jnp.asarray(values, jnp.float32)
-  batch_axis = 0 if per_member_data(member_list) else None
-
-  def one(state, batch, key, h):
-    return steps.gan_step(state, batch, key, models=models, spec=spec, hp=h)
-
-  def step(states, batch):
-    return jax.vmap(one, in_axes=(0, batch_axis, 0, 0))(states, batch, keys, hp)
-  return step
 
 
 def stack(trees: list[Any]) -> Any:
@@ -135,3 +104,18 @@ def stack(trees: list[Any]) -> Any:
 def unstack(tree: Any, i: int) -> Any:
   """Member i of a stacked tree."""
   return jax.tree.map(lambda x: x[i], tree)
+
+
+def write_summary(config: Any, workdir: pathlib.Path, member_list: list[Member]) -> None:
+  """W/sweep/summary.json: each member's overrides and last metrics lines (a sweep's
+  only; a solo run's metrics.jsonl is its summary)."""
+  if not config.sweep:
+    return
+  rows = []
+  for m in member_list:
+    records = read_metrics(m.workdir(workdir) / 'metrics.jsonl')
+    epoch_lines = [r for r in records if 'class_histogram' in r or 'modes_covered' in r]
+    rows.append({'member': m.name, 'overrides': m.overrides, 'last': records[-1] if records else {},
+                 'last_epoch_line': epoch_lines[-1] if epoch_lines else None})
+  summary = {'sweep': config.sweep, 'members': rows}
+  atomic_write_text(workdir / 'sweep' / 'summary.json', json.dumps(summary, indent=2) + '\n')

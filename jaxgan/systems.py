@@ -1,19 +1,20 @@
 """From a config to the pieces of a run: networks, optimisers, initial state, step.
 
 The host loop (train.py), the benchmarks and the tests all build a system through
-these functions, so they time and test exactly what `main.py` trains.
+these functions, and compile its step through `compile_step`, so they time and test
+exactly what `main.py` trains.
 """
 from __future__ import annotations
 
 import functools
-from typing import Any, Callable
+from typing import Any, Callable, NamedTuple
 
 import jax
 import jax.numpy as jnp
 import numpy as np
 import optax
 
-from jaxgan import kernels, losses, nets, steps
+from jaxgan import kernels, losses, nets, parallel, steps, sweep, terms
 from jaxgan.nets import conv_ops
 from jaxgan.errors import UserError
 from jaxgan.state import GANState, NetState
@@ -47,7 +48,7 @@ def build_models(config: Any, data_shape: tuple[int, ...], num_classes: int | No
 
 def is_conditional(config: Any) -> bool:
   """AC-GAN / VT-GAN: G takes labels and D has a class head."""
-  return bool(config.model.get('num_classes', 0))
+  return bool(config.model.num_classes)
 
 
 def _init_net(module, key, args, tx) -> NetState:
@@ -65,7 +66,7 @@ def create_state(config: Any, models: steps.Models, data_shape: tuple[int, ...])
   if is_conditional(config):
     gen_args += (jnp.zeros((2,), jnp.int32),)
   # Two examples, or two packs of model.pack examples for a packed D (PacGAN).
-  x = jnp.zeros((2 * config.model.get('pack', 1),) + tuple(data_shape), jnp.float32)
+  x = jnp.zeros((2 * config.model.pack,) + tuple(data_shape), jnp.float32)
   return GANState(step=jnp.zeros((), jnp.int32),
                   gen=_init_net(models.gen, k_gen, gen_args, models.tx_gen),
                   disc=_init_net(models.disc, k_disc, (x,), models.tx_disc))
@@ -79,7 +80,7 @@ def train_key(config: Any) -> jax.Array:
 def eval_inputs(config: Any, n: int) -> tuple[jax.Array, ...]:
   """The one fixed evaluation input of a run: noise (and labels 0..K-1 cycling)."""
   key = jax.random.fold_in(jax.random.key(config.seed), steps.STREAM_EVAL)
-  z = steps.latent(key, n, config.model.latent_dim, config.model.get('noise', 'normal'))
+  z = steps.latent(key, n, config.model.latent_dim, config.model.noise)
   if is_conditional(config):
     return z, jnp.arange(n, dtype=jnp.int32) % config.model.num_classes
   return (z,)
@@ -90,19 +91,12 @@ def eval_noise(config: Any, n: int) -> jax.Array:
   return eval_inputs(config, n)[0]
 
 
-def step_spec(config: Any) -> steps.StepSpec:
-  """The static step description of a config."""
-  t = config.train
-  return steps.StepSpec(
-      latent_dim=config.model.latent_dim, noise=config.model.get('noise', 'normal'),
-      n_disc=t.n_disc, n_gen=t.n_gen, d_loss=t.d_loss, g_loss=t.g_loss,
-      real_target=float(t.real_label), eta=float(t.eta),
-      sigmas=tuple(float(s) for s in t.mmd_sigmas), estimator=t.mmd_estimator,
-      mmd_fake=t.mmd_fake, noise_period=int(t.noise_period),
-      feature_matching=float(t.feature_matching), adversarial_weight=float(t.adversarial_weight),
-      gp_weight=float(t.gp_weight), clip=float(t.clip),
-      num_classes=int(config.model.get('num_classes', 0)),
-      class_smoothing=float(t.class_smoothing), disc_batches=t.disc_batches)
+def schedule_of(config: Any) -> steps.Schedule:
+  """The static schedule of a config's step."""
+  t, m = config.train, config.model
+  return steps.Schedule(n_disc=int(t.n_disc), n_gen=int(t.n_gen), noise_period=int(t.noise_period),
+                        clip=float(t.clip), disc_batches=t.disc_batches,
+                        latent_dim=int(m.latent_dim), noise=m.noise, num_classes=int(m.num_classes))
 
 
 def _choice(name: str, value: Any, allowed) -> None:
@@ -113,7 +107,7 @@ def _choice(name: str, value: Any, allowed) -> None:
 def _check_pack(config: Any) -> None:
   """model.pack (PacGAN): D judges packs of m samples of the real batch and of the fake
   batch, each packed on its own, so m must divide the batch."""
-  m = config.model.get('pack', 1)
+  m = config.model.pack
   if not isinstance(m, int) or m < 1:
     raise UserError(f'model.pack must be an integer >= 1 (1: no packing), got {m!r}')
   if m == 1:
@@ -124,9 +118,10 @@ def _check_pack(config: Any) -> None:
   if is_conditional(config):
     raise UserError('model.pack needs an unconditional model: a pack of samples has no single '
                     'class label; set --config.model.pack=1')
-  if config.train.gp_weight:
-    raise UserError('model.pack does not work with train.gp_weight: the penalty differentiates '
-                    'the critic one example at a time; set --config.model.pack=1 or gp_weight=0')
+  for name in ('gp_weight', 'r1_weight'):
+    if config.train[name]:
+      raise UserError(f'model.pack does not work with train.{name}: the penalty differentiates '
+                      f'the critic one example at a time; set --config.model.pack=1 or {name}=0')
 
 
 def validate(config: Any) -> None:
@@ -145,11 +140,10 @@ def validate(config: Any) -> None:
   _choice('train.d_loss', t.d_loss, losses.DISC_LOSSES)
   _choice('train.g_loss', t.g_loss, losses.GEN_LOSSES)
   _choice('train.disc_batches', t.disc_batches, ('grouped', 'separate'))
-  _choice('model.noise', config.model.get('noise', 'normal'), ('normal', 'uniform'))
-  _choice('model.compute_dtype', config.model.get('compute_dtype', 'float32'), ('float32', 'bfloat16'))
-  if 'upconv_impl' in config.model:
-    _choice('model.upconv_impl', config.model.upconv_impl, ('subpixel', 'transpose'))
-  _choice('model.conv_impl', config.model.get('conv_impl', 'auto'), conv_ops.CONV_IMPLS)
+  _choice('model.noise', config.model.noise, ('normal', 'uniform'))
+  _choice('model.compute_dtype', config.model.compute_dtype, ('float32', 'bfloat16'))
+  _choice('model.upconv_impl', config.model.upconv_impl, ('subpixel', 'transpose'))
+  _choice('model.conv_impl', config.model.conv_impl, conv_ops.CONV_IMPLS)
   if not t.mmd_sigmas or min(t.mmd_sigmas) <= 0:
     raise UserError(f'train.mmd_sigmas must be positive bandwidths, got {t.mmd_sigmas}')
   for name in ('num_epochs', 'n_disc', 'n_gen'):
@@ -159,11 +153,16 @@ def validate(config: Any) -> None:
     raise UserError(f'train.num_steps must be >= 1, got {t.num_steps}')
   if config.optim.learning_rate <= 0:
     raise UserError(f'optim.learning_rate must be > 0, got {config.optim.learning_rate}')
-  _choice('model.disc_norm', config.model.get('disc_norm', 'batch'), ('batch', 'layer', 'none'))
-  if t.gp_weight and config.model.get('disc_norm', 'none') == 'batch':
-    raise UserError('train.gp_weight needs a per-example critic: set --config.model.disc_norm=layer '
-                    '(BatchNorm couples the examples the penalty differentiates one by one)')
-  if config.model.get('minibatch_kernels', 0) and t.disc_batches != 'separate':
+  _choice('model.disc_norm', config.model.disc_norm, ('batch', 'layer', 'none'))
+  for name in ('gp_weight', 'r1_weight'):
+    if t[name] and nets.disc_couples_examples(config.model):
+      raise UserError(f'train.{name} needs a per-example critic: set --config.model.disc_norm=layer '
+                      'on a DCGAN without minibatch discrimination (BatchNorm and minibatch '
+                      'features couple the examples the penalty differentiates one by one)')
+  if t.d_loss == 'wasserstein' and t.real_label != 1.0:
+    raise UserError(f'train.real_label={t.real_label}: one-sided label smoothing applies to the BCE '
+                    'discriminator, not to the Wasserstein critic; set --config.train.real_label=1')
+  if config.model.minibatch_kernels and t.disc_batches != 'separate':
     raise UserError("minibatch discrimination compares a batch's examples with each other: "
                     "set --config.train.disc_batches=separate")
   _check_pack(config)
@@ -178,23 +177,70 @@ def make_sampler(config: Any, models: steps.Models) -> Callable:
   ref = None
   if steps.uses_vbn(models.gen):
     ref = steps.vbn_reference(train_key(config), config.data.batch_size, config.model.latent_dim,
-                              config.model.get('noise', 'normal'),
-                              config.model.get('num_classes', 0))
-  return jax.jit(lambda state, inputs: steps.sample(models, state, inputs, bn=config.sample.bn,
-                                                    ref=ref))
+                              config.model.noise, config.model.num_classes)
+  return jax.jit(lambda state, inputs: steps.sample_images(models, state, inputs,
+                                                           bn=config.sample.bn, ref=ref))
 
 
-def step_function(config: Any, models: steps.Models) -> Callable:
-  """The config's train step, not yet compiled: step(state, batch, key) -> (state, metrics)."""
-  return functools.partial(steps.gan_step, models=models, spec=step_spec(config))
+class CompiledStep(NamedTuple):
+  """A program's train step, compiled: step(states, batch) -> (states, metrics).
 
-
-def make_step(config: Any, models: steps.Models) -> Callable:
-  """The jit-compiled, state-donating train step of the config.
-
-  step(state, batch, key) with batch = {'images': [n_disc, N, ...], 'labels': [n_disc, N]}.
+  states: the members' states stacked on a leading axis (sweep.stack); metrics: [M]
+  arrays. batch: {'images': [n_disc, N, ...][, 'labels': [n_disc, N]]} shared by the
+  members, or [M, n_disc, N, ...] when their seeds differ (`own_data`): see put_batch.
   """
-  return jax.jit(step_function(config, models), donate_argnums=(0,))
+  fn: Callable
+  members: list            # sweep.Member: one for a solo run
+  mesh: jax.sharding.Mesh
+  own_data: bool           # each member reads its own data order
+
+  def __call__(self, states: Any, batch: dict) -> tuple[Any, dict]:
+    return self.fn(states, batch)
+
+  @property
+  def example_axis(self) -> int:
+    return 2 if self.own_data else 1
+
+  @property
+  def data_seeds(self) -> list[int]:
+    """The seeds whose data orders the program reads, one batch stream each."""
+    return [m.config.seed for m in self.members] if self.own_data else [self.members[0].config.seed]
+
+  def put_batch(self, parts: list[dict]) -> dict:
+    """The host batches of the data_seeds' streams -> the step's device batch."""
+    batch = stack_batches(parts) if self.own_data else parts[0]
+    return parallel.put_batch(batch, self.mesh, self.example_axis)
+
+
+def member_step(configs: list[Any], models: steps.Models) -> Callable:
+  """One member's uncompiled step(state, batch, key, weights) in a program of `configs`
+  (its members: they share the schedule; it computes every term any of them uses)."""
+  return functools.partial(steps.gan_step, models=models, schedule=schedule_of(configs[0]),
+                           d_terms=terms.active(configs, 'disc'),
+                           g_terms=terms.active(configs, 'gen'))
+
+
+def compile_step(config: Any, models: steps.Models,
+                 mesh: jax.sharding.Mesh | None = None) -> CompiledStep:
+  """The one train step of a config, as training, tests and benchmarks run it.
+
+  The program's members are config.sweep's (sweep.members; a solo run is a sweep of
+  one). steps.gan_step is vmapped over their states, keys and term weights, and jitted
+  with the state replicated and the batch split over `mesh` (default: a 'data' mesh of
+  config.parallel.num_devices devices); the states are donated.
+  """
+  members = sweep.members(config)
+  configs = [m.config for m in members]
+  keys = jnp.stack([train_key(c) for c in configs])
+  weights = jax.tree.map(lambda *v: jnp.stack(v), *[terms.weights(c) for c in configs])
+  own_data = sweep.per_member_data(members)
+  one = member_step(configs, models)
+
+  def step(states, batch):
+    return jax.vmap(one, in_axes=(0, 0 if own_data else None, 0, 0))(states, batch, keys, weights)
+  mesh = mesh if mesh is not None else parallel.make_mesh(config.parallel.num_devices)
+  compiled = parallel.shard_step(step, mesh, example_axis=2 if own_data else 1)
+  return CompiledStep(compiled, members, mesh, own_data)
 
 
 def stack_batches(batches: list[dict]) -> dict:

@@ -1,8 +1,6 @@
 """The host loop: data, compiled step, logging, sample grids and checkpoints."""
 from __future__ import annotations
 
-import json
-import math
 import pathlib
 import sys
 import time
@@ -46,7 +44,7 @@ class _Interval:
   def summarise(self, images_per_step: int, names: list[str]) -> list[dict]:
     """Fetches the metrics (one host sync), checks them, returns each member's means.
 
-    A solo run's metrics are scalars (one member); a sweep's are [M] arrays.
+    Each metric is an [M] array, one value per member.
     """
     host = parallel.to_host(self.metrics)
     for i, m in enumerate(host):
@@ -61,7 +59,9 @@ class _Interval:
     elapsed = time.perf_counter() - self.t0
     img_s = len(host) * images_per_step / max(elapsed, 1e-9)
     means = {k: np.atleast_1d(np.mean([m[k] for m in host], axis=0)) for k in host[0]}
-    return [{**{k: float(v[i]) for k, v in means.items()}, 'img_s': img_s}
+    # Every member trains on the same images per step; a sweep's throughput is M times.
+    together = {'sweep_img_s': img_s * len(names)} if len(names) > 1 else {}
+    return [{**{k: float(v[i]) for k, v in means.items()}, 'img_s': img_s, **together}
             for i in range(len(names))]
 
 
@@ -118,49 +118,35 @@ class _Member:
                           self.workdir / 'loss_curves.png')
 
 
-def _members(config: Any, workdir: pathlib.Path, swept: list) -> list[_Member]:
-  """The solo run in W, or the sweep's members (`swept`) in W/sweep/<member>/."""
-  if not swept:
-    return [_Member('', config, workdir)]
-  return [_Member(m.name, m.config, workdir / 'sweep' / m.name) for m in swept]
+def train(config: Any, workdir: str) -> dict:
+  """Trains the config's program in `workdir`, resuming from its last checkpoint.
 
-
-def _check_sweep_workdir(config: Any, workdir: pathlib.Path) -> None:
-  """A sweep's W holds its config.json (the sweep itself) beside W/sweep/."""
+  The program's members are config.sweep's, trained together by one vmapped step
+  (jaxgan/sweep.py), or the solo run alone: the same loop either way. The step runs
+  data parallel over config.parallel.num_devices devices (0: all). Returns the last
+  metrics record written (of the last member).
+  """
+  workdir = pathlib.Path(workdir)
+  systems.validate(config)
+  mesh = parallel.make_mesh(config.parallel.num_devices)
+  parallel.check_batch(config.data.batch_size, mesh)
+  ds = pipeline.load_train_data(config)
+  models = systems.build_models(config, ds.image_shape, ds.num_classes)
+  step_fn = systems.compile_step(config, models, mesh)
+  members = [_Member(m.name, m.config, m.workdir(workdir)) for m in step_fn.members]
+  for m in members:
+    systems.validate(m.config)
+  # W holds the program's config.json: a sweep's beside W/sweep/, a solo run's own.
   workdir.mkdir(parents=True, exist_ok=True)
   wd.check_config(workdir, config)
   if parallel.is_chief():
     wd.save_config(workdir, config)
-
-
-def train(config: Any, workdir: str) -> dict:
-  """Trains the config's system in `workdir`, resuming from its last checkpoint.
-
-  With config.sweep, trains every member in one vmapped program (jaxgan/sweep.py).
-  The step runs data parallel over config.parallel.num_devices devices (0: all).
-  Returns the last metrics record written (of the last member).
-  """
-  workdir = pathlib.Path(workdir)
-  systems.validate(config)
-  is_sweep = bool(config.sweep)
-  swept = sweep.members(config) if is_sweep else []
-  members = _members(config, workdir, swept)
-  for m in members:
-    systems.validate(m.config)
-  mesh = parallel.make_mesh(config.parallel.num_devices)
-  parallel.check_batch(config.data.batch_size, mesh)
-  ds = pipeline.load_train_data(config)
-  conditional = systems.is_conditional(config)
-  own_data = is_sweep and sweep.per_member_data(swept)
-  data_seeds = [m.config.seed for m in members] if own_data else [config.seed]
   batchers = [pipeline.StepBatches(ds, config.data.batch_size, seed, config.train.n_disc,
-                                   with_labels=conditional) for seed in data_seeds]
+                                   with_labels=systems.is_conditional(config))
+              for seed in step_fn.data_seeds]
   spe = batchers[0].steps_per_epoch
   total = config.train.num_steps or config.train.num_epochs * spe
 
-  if is_sweep:
-    _check_sweep_workdir(config, workdir)
-  models = systems.build_models(config, ds.image_shape, ds.num_classes)
   states = [m.open(models, ds.image_shape) for m in members]
   starts = {int(s.step) for s in states}
   if len(starts) > 1:
@@ -175,39 +161,22 @@ def train(config: Any, workdir: str) -> dict:
     for m in members:
       m.close()
     return {}
-
-  if is_sweep:
-    fn = sweep.step_function(swept, models)
-    state = sweep.stack(states)
-  else:
-    key = systems.train_key(config)
-    solo = systems.step_function(config, models)
-    fn = lambda st, b: solo(st, b, key)
-    state = states[0]
-  example_axis = 2 if own_data else 1        # [(M,) n_disc, N, ...]
-  step_fn = parallel.shard_step(fn, mesh, example_axis)
-  state = parallel.put_replicated(state, mesh)
-
-  def get_batch(step):
-    parts = [b.get(step) for b in batchers]
-    batch = systems.stack_batches(parts) if own_data else parts[0]
-    return parallel.put_batch(batch, mesh, example_axis)
+  state = parallel.put_replicated(sweep.stack(states), mesh)
 
   sample_fn = systems.make_sampler(config, models)
   eval_inputs = [systems.eval_inputs(m.config, _sample_count(config)) for m in members]
   monitor = evaluate.CollapseMonitor(config, ds.image_shape)
   held = held_out.HeldOutLosses(config, models, ds)
-  batch_size = config.data.batch_size
-  logging.info('training %s on %s (%d examples, %d steps/epoch) from step %d to %d in %s%s '
-               'on %d device(s)', config.system, config.data.name, len(ds), spe, start, total,
-               workdir, f' ({len(members)} sweep members)' if is_sweep else '', mesh.size)
+  logging.info('training %s on %s (%d examples, %d steps/epoch) from step %d to %d in %s '
+               '(%d member(s)) on %d device(s)', config.system, config.data.name, len(ds), spe,
+               start, total, workdir, len(members), mesh.size)
 
   bar = _progress(total, start) if parallel.is_chief() else None
   interval, record = _Interval(start), {}
   names = [m.name for m in members]
   try:
     for step in range(start, total):
-      state, metrics = step_fn(state, get_batch(step))
+      state, metrics = step_fn(state, step_fn.put_batch([b.get(step) for b in batchers]))
       interval.metrics.append(metrics)
       if bar is not None:
         bar.update(1)
@@ -216,14 +185,11 @@ def train(config: Any, workdir: str) -> dict:
       log_now = done % config.log_every_steps == 0 or end_of_epoch
       if end_of_epoch:  # one host copy of each member's state: samples, monitor, checkpoint
         host_state = parallel.to_host(state)
-        member_states = ([sweep.unstack(host_state, i) for i in range(len(members))]
-                         if is_sweep else [host_state])
+        member_states = [sweep.unstack(host_state, i) for i in range(len(members))]
       if log_now:
-        per_member = interval.summarise(batch_size, names)
+        per_member = interval.summarise(config.data.batch_size, names)
         for i, (m, rec) in enumerate(zip(members, per_member)):
           record = {'step': done, 'epoch': round(done / spe, 4), **rec}
-          if is_sweep:
-            record['sweep_img_s'] = rec['img_s'] * len(members)
           if interval.first_step == start:
             record['compile_included'] = True  # this interval's img/s includes compilation
           if end_of_epoch:
@@ -254,24 +220,10 @@ def train(config: Any, workdir: str) -> dict:
       bar.close()
     for m in members:
       m.close()
-  if is_sweep and parallel.is_chief():
-    _write_sweep_summary(config, workdir, members, swept)
+  if parallel.is_chief():
+    sweep.write_summary(config, workdir, step_fn.members)
   logging.info('done: step %d, checkpoint and samples in %s', total, workdir)
   return record
-
-
-def _write_sweep_summary(config: Any, workdir: pathlib.Path, members: list[_Member],
-                         swept: list) -> None:
-  """W/sweep/summary.json: each member's overrides and last metrics line."""
-  rows = []
-  for m, spec in zip(members, swept):
-    records = wd.read_metrics(m.workdir / 'metrics.jsonl')
-    last = records[-1] if records else {}
-    epoch_lines = [r for r in records if 'class_histogram' in r or 'modes_covered' in r]
-    rows.append({'member': m.name, 'overrides': spec.overrides, 'last': last,
-                 'last_epoch_line': epoch_lines[-1] if epoch_lines else None})
-  summary = {'sweep': config.sweep, 'members': rows}
-  wd.atomic_write_text(workdir / 'sweep' / 'summary.json', json.dumps(summary, indent=2) + '\n')
 
 
 def sample(config: Any, workdir: str) -> pathlib.Path:

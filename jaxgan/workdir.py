@@ -30,7 +30,10 @@ RESUMABLE_PREFIXES = ('eval.', 'parallel.')
 # before they existed: a run whose config.json lacks one resumes when the new config
 # holds this value. A callable gives the value from the new (flat) config.
 ADDED_FIELDS = {
-    'train.mmd_fake': 'g_step', 'train.noise_period': 0, 'model.pack': 1, 'model.conv_impl': 'auto',
+    'train.mmd_fake': 'g_step', 'train.noise_period': 0, 'train.r1_weight': 0.0,
+    'model.pack': 1, 'model.conv_impl': 'auto', 'model.num_classes': 0,
+    'model.minibatch_kernels': 0, 'model.compute_dtype': 'float32', 'model.noise': 'normal',
+    'model.disc_norm': 'batch',
     # Each generator's default, first in nets.GEN_NORMS: how it normalised before.
     'model.gen_norm': lambda new: nets.GEN_NORMS.get(new.get('model.name'), ('batch',))[0],
 }
@@ -47,6 +50,11 @@ def _differs(key: str, old: dict, new: dict) -> bool:
     neutral = ADDED_FIELDS[key]
     if new.get(key) == (neutral(new) if callable(neutral) else neutral):
       return False
+  # Configs once listed only their network's model fields; every field a network read
+  # with a default is in ADDED_FIELDS, so any other field an old run lacks is one its
+  # network never read.
+  if key not in old and key.startswith('model.') and key not in ADDED_FIELDS:
+    return False
   return old.get(key, '<absent>') != new.get(key, '<absent>')
 
 
@@ -76,7 +84,8 @@ def config_to_dict(config: Any) -> dict:
 def check_config(workdir: pathlib.Path, config: Any) -> None:
   """Refuses a workdir that holds a run with a different config.
 
-  Only RESUMABLE_FIELDS and eval.* may differ; a workdir holding checkpoints but no config.json
+  Only RESUMABLE_FIELDS, eval.* and parallel.* may differ (and fields an old run lacks, at
+  their ADDED_FIELDS value); a workdir holding checkpoints but no config.json
   is not a jaxgan run and is refused too.
   """
   path = workdir / 'config.json'

@@ -18,6 +18,7 @@ import numpy as np
 
 from jaxgan import systems
 from jaxgan.config_util import load_config_file
+from tests.solo import solo_step
 
 REPO = pathlib.Path(__file__).resolve().parents[1]
 GOLDEN = REPO / 'tests' / 'golden' / 'params_3steps.npz'
@@ -60,7 +61,7 @@ def params_after_steps(name: str) -> dict[str, np.ndarray]:
   conditional = systems.is_conditional(config)
   models = systems.build_models(config, shape, 10 if conditional else None)
   state = systems.create_state(config, models, shape)
-  step = systems.make_step(config, models)
+  step = solo_step(config, models)
   rng = np.random.default_rng(0)
   n = config.train.n_disc
   for _ in range(STEPS):
@@ -71,7 +72,7 @@ def params_after_steps(name: str) -> dict[str, np.ndarray]:
     batch = {'images': images}
     if conditional:
       batch['labels'] = rng.integers(0, 10, (n, BATCH)).astype(np.int32)
-    state, _ = step(state, batch, systems.train_key(config))
+    state, _ = step(state, batch)
   out = {}
   for net, params in (('gen', state.gen.params), ('disc', state.disc.params)):
     for path, leaf in jax.tree_util.tree_flatten_with_path(params)[0]:

@@ -12,7 +12,7 @@ import jax
 import numpy as np
 
 sys.path.insert(0, str(__import__('pathlib').Path(__file__).resolve().parents[1]))
-from jaxgan import parallel, systems  # pylint: disable=g-import-not-at-top,wrong-import-position
+from jaxgan import parallel, sweep, systems  # pylint: disable=g-import-not-at-top,wrong-import-position
 from jaxgan.config_util import load_config_file, set_field  # pylint: disable=g-import-not-at-top,wrong-import-position
 
 REPO = __import__('pathlib').Path(__file__).resolve().parents[1]
@@ -38,8 +38,6 @@ def run(name: str, config_name: str, shape: tuple, overrides: dict) -> dict:
   config = tiny_config(config_name, **overrides)
   num_classes = 10 if systems.is_conditional(config) else None
   models = systems.build_models(config, shape, num_classes)
-  key = systems.train_key(config)
-  fn = lambda s, b: systems.step_function(config, models)(s, b, key)
   rng = np.random.RandomState(0)
   n, k = config.data.batch_size, config.train.n_disc
   batches = []
@@ -51,11 +49,11 @@ def run(name: str, config_name: str, shape: tuple, overrides: dict) -> dict:
 
   results = {}
   for label, mesh in (('one', parallel.make_mesh(1)), ('sharded', parallel.make_mesh(8))):
-    state = parallel.put_replicated(systems.create_state(config, models, shape), mesh)
-    step = parallel.shard_step(fn, mesh, example_axis=1)
+    state = parallel.put_replicated(sweep.stack([systems.create_state(config, models, shape)]), mesh)
+    step = systems.compile_step(config, models, mesh)
     for b in batches:
-      state, metrics = step(state, parallel.put_batch(b, mesh, 1))
-    results[label] = (jax.device_get(state), jax.device_get(metrics))
+      state, metrics = step(state, step.put_batch([b]))
+    results[label] = (sweep.unstack(jax.device_get(state), 0), sweep.unstack(jax.device_get(metrics), 0))
   a = jax.tree.leaves(results['one'][0].gen.params) + jax.tree.leaves(results['one'][0].disc.params)
   b = jax.tree.leaves(results['sharded'][0].gen.params) + jax.tree.leaves(results['sharded'][0].disc.params)
   abs_diff = max(float(np.max(np.abs(x - y))) for x, y in zip(a, b))

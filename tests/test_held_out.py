@@ -34,13 +34,11 @@ def test_class_terms_against_a_float64_reference_and_deterministic():
   fn = held_out.loss_terms(config, models)
 
   # D's own class predictions on these images (the real half of the same grouped call).
-  spec = systems.step_spec(config)
-  k_z, k_y, k_drop = jax.random.split(key, 3)
-  z = steps.latent(k_z, 8, spec.latent_dim, spec.noise)
-  y = jax.random.randint(k_y, (8,), 0, 10)
+  k_in, _, k_drop = jax.random.split(key, 3)
+  z, y = steps.draw_inputs(k_in, 8, systems.schedule_of(config))
   fake, _ = steps.generate(models.gen, state.gen.params, state.gen.batch_stats, z, y)
   ro, fo, _ = steps.disc_pair(models.disc, state.disc.params, state.disc.batch_stats,
-                              steps.to_unit_range(images), fake, mode=spec.disc_batches,
+                              steps.to_unit_range(images), fake, mode=config.train.disc_batches,
                               rngs={'dropout': k_drop})
   predicted = np.asarray(np.argmax(ro['class_logits'], -1), np.int32)
 

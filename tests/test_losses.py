@@ -21,7 +21,7 @@ def _log_sigmoid(x):
   return -np.logaddexp(0.0, -x)
 
 
-# --- one-sided label smoothing (the existing BCE's real_target) ----------------------
+# --- one-sided label smoothing (the existing BCE's real_label) ----------------------
 
 def test_one_sided_smoothing_matches_hand_formula():
   real, fake = _logits(seed=0), _logits(seed=1)
@@ -29,7 +29,7 @@ def test_one_sided_smoothing_matches_hand_formula():
   t = 0.9
   want = (-np.mean(t * _log_sigmoid(r) + (1 - t) * _log_sigmoid(-r))   # log(1 - s(r)) = log s(-r)
           - np.mean(_log_sigmoid(-f)))
-  np.testing.assert_allclose(losses.bce_discriminator(real, fake, real_target=t), want, rtol=1e-6)
+  np.testing.assert_allclose(losses.bce_discriminator(real, fake, real_label=t), want, rtol=1e-6)
   # and the smoothing matters: t = 1 gives a different value.
   assert abs(float(losses.bce_discriminator(real, fake)) - want) > 1e-2
 
@@ -51,7 +51,7 @@ def test_wasserstein_losses_match_hand_formula():
 
 def test_wasserstein_rejects_label_smoothing():
   with pytest.raises(ValueError, match='label smoothing'):
-    losses.wasserstein_critic(_logits(), _logits(), real_target=0.9)
+    losses.wasserstein_critic(_logits(), _logits(), real_label=0.9)
 
 
 def test_registries_name_every_loss_with_the_shared_signature():
@@ -59,7 +59,7 @@ def test_registries_name_every_loss_with_the_shared_signature():
   assert losses.DISC_LOSSES['wasserstein'] is losses.wasserstein_critic
   assert losses.GEN_LOSSES['wasserstein'] is losses.wasserstein_generator
   for fn in losses.DISC_LOSSES.values():
-    assert jnp.shape(fn(real, fake, real_target=1.0)) == ()
+    assert jnp.shape(fn(real, fake, real_label=1.0)) == ()
   for fn in losses.GEN_LOSSES.values():
     assert jnp.shape(fn(fake)) == ()
 

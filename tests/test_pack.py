@@ -12,6 +12,7 @@ from jaxgan.data import toy
 from jaxgan.errors import UserError
 from jaxgan.nets.pack import Packed, pack
 from tests.conftest import REPO
+from tests.solo import solo_step
 
 
 class Spy(nn.Module):
@@ -190,12 +191,11 @@ def test_toy2d_pacgan_trains_20_steps(overrides, train):
   systems.validate(config)
   models = systems.build_models(config, (2,))
   state = systems.create_state(config, models, (2,))
-  step = systems.make_step(config, models)
-  key = systems.train_key(config)
+  step = solo_step(config, models)
   n = config.data.batch_size
   for s in range(20):
     batch = {'images': jnp.asarray(toy.sample_mixture('ring', 0, n, step=s))[None]}
-    state, metrics = step(state, batch, key)
+    state, metrics = step(state, batch)
     assert np.isfinite(float(metrics['d_loss'])) and np.isfinite(float(metrics['g_loss']))
   assert int(state.step) == 20
   assert 0 < float(metrics['d_real']) < 1 and 0 < float(metrics['d_fake']) < 1

@@ -13,6 +13,7 @@ from jaxgan import kernels, penalties, steps, systems
 from jaxgan.errors import UserError
 from tests import golden
 from tests.conftest import tiny_flags
+from tests.solo import solo_step
 from tests.test_train import run_main
 
 SHAPE = (28, 28, 1)
@@ -34,8 +35,7 @@ def _step(config, models, images):
   so the state before is built twice (initialisation is deterministic)."""
   before = systems.create_state(config, models, SHAPE)
   state = systems.create_state(config, models, SHAPE)
-  after, metrics = systems.make_step(config, models)(state, {'images': images},
-                                                     systems.train_key(config))
+  after, metrics = solo_step(config, models)(state, {'images': images})
   return before, after, {k: float(v) for k, v in metrics.items()}
 
 
@@ -77,6 +77,26 @@ def test_mmd2_is_taken_in_the_updated_discriminator():
   assert abs(stale - want) > 100 * 1e-4 * abs(want)    # the pre-update D would be seen
   np.testing.assert_allclose(metrics['g_loss'], metrics['g_adv'] + 10.0 * metrics['mmd2'],
                              rtol=1e-5)
+
+
+def test_virtual_batch_norm_g_runs_on_the_runs_reference_batch_inside_the_step():
+  """G's adversarial term with VBN: G normalised by the run's fixed reference batch
+  (steps.vbn_reference of the run's key), scored by the updated D."""
+  config, models, images = _setup('mmd_dcgan', **{'train.eta': 0.0, 'model.gen_norm': 'virtual'})
+  before, after, metrics = _step(config, models, images)
+  _, k_g = _keys(config)
+  k_fake, k_drop = jax.random.split(jax.random.fold_in(k_g, 0))
+  z = steps.draw_inputs(k_fake, golden.BATCH, systems.schedule_of(config))
+
+  def g_adv(ref_key):
+    ref = steps.vbn_reference(ref_key, golden.BATCH, config.model.latent_dim, config.model.noise)
+    fake = steps.generate(models.gen, before.gen.params, before.gen.batch_stats, *z, ref=ref)[0]
+    variables = {'params': after.disc.params, 'batch_stats': after.disc.batch_stats}
+    logit = models.disc.apply(variables, fake, train=True, rngs={'dropout': k_drop},
+                              mutable=['batch_stats'])[0][0]
+    return float(np.mean(_softplus64(-np.asarray(logit))))
+  np.testing.assert_allclose(metrics['g_adv'], g_adv(systems.train_key(config)), rtol=1e-5)
+  assert abs(g_adv(jax.random.key(123)) - metrics['g_adv']) > 1e-4  # another reference
 
 
 def _fm64(real_features, fake_features):
@@ -146,6 +166,8 @@ def test_gradient_penalty_uses_the_steps_own_pair_and_its_weight(gp_weight):
     ({'optim.learning_rate': 0.0}, 'optim.learning_rate must be > 0'),
     ({'train.mmd_sigmas': (1.0, -2.0)}, 'train.mmd_sigmas must be positive'),
     ({'train.gp_weight': 10.0}, 'train.gp_weight needs a per-example critic'),
+    ({'train.r1_weight': 1.0}, 'train.r1_weight needs a per-example critic'),
+    ({'train.d_loss': 'wasserstein', 'train.real_label': 0.9}, 'not to the Wasserstein critic'),
     ({'model.pack': 3}, r'data.batch_size \(8\) must be divisible by model.pack \(3\)'),
     ({'model.gen_norm': 'none'}, 'model.gen_norm must be one of'),
     ({'train.class_smoothing': 0.1}, 'needs a conditional model'),

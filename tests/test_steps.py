@@ -4,8 +4,9 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from jaxgan import steps, systems
+from jaxgan import kernels, steps, systems, terms
 from tests.conftest import tiny_config
+from tests.solo import solo_step
 
 SHAPE = (28, 28, 1)
 
@@ -27,9 +28,9 @@ def _copy(tree):
 
 def test_step_is_deterministic_and_compiles_once():
   config, models, state = _setup()
-  spec = systems.step_spec(config)
+  one = systems.member_step([config], models)
   step = jax.jit(chex.assert_max_traces(
-      lambda s, b, k: steps.gan_step(s, b, k, models=models, spec=spec), n=1))
+      lambda s, b, k: one(s, b, k, terms.weights(config)), n=1))
   key = systems.train_key(config)
   s1, m1 = step(_copy(state), _batch(0), key)
   s2, m2 = step(_copy(state), _batch(0), key)
@@ -43,8 +44,8 @@ def test_step_is_deterministic_and_compiles_once():
 def test_jitted_step_matches_unjitted():
   config, models, state = _setup()
   key = systems.train_key(config)
-  fast, m_fast = systems.make_step(config, models)(_copy(state), _batch(0), key)
-  slow, m_slow = steps.gan_step(state, _batch(0), key, models=models, spec=systems.step_spec(config))
+  fast, m_fast = solo_step(config, models)(_copy(state), _batch(0))
+  slow, m_slow = systems.member_step([config], models)(state, _batch(0), key, terms.weights(config))
   chex.assert_trees_all_close(fast, slow, rtol=1e-4, atol=1e-5)
   chex.assert_trees_all_close(m_fast, m_slow, rtol=1e-4, atol=1e-5)
 
@@ -55,7 +56,7 @@ def test_runs_differing_only_in_eta_see_identical_noise_and_init():
   results = {}
   for eta in (0.0, 10.0):
     config, models, state = _setup(**{'train.eta': eta})
-    results[eta] = systems.make_step(config, models)(state, _batch(0), systems.train_key(config))
+    results[eta] = solo_step(config, models)(state, _batch(0))
   (s0, m0), (s10, m10) = results[0.0], results[10.0]
   chex.assert_trees_all_equal(s0.disc.params, s10.disc.params)
   assert float(m0['d_loss']) == float(m10['d_loss'])
@@ -68,10 +69,10 @@ def test_runs_differing_only_in_eta_see_identical_noise_and_init():
 
 def test_eta_zero_is_plain_dcgan_and_eta_adds_eta_times_mmd2():
   config, models, state = _setup(**{'train.eta': 0.0})
-  _, m = systems.make_step(config, models)(state, _batch(0), systems.train_key(config))
+  _, m = solo_step(config, models)(state, _batch(0))
   assert float(m['g_loss']) == float(m['g_adv'])
   config, models, state = _setup(**{'train.eta': 7.0})
-  _, m = systems.make_step(config, models)(state, _batch(0), systems.train_key(config))
+  _, m = solo_step(config, models)(state, _batch(0))
   np.testing.assert_allclose(float(m['g_loss']), float(m['g_adv']) + 7.0 * float(m['mmd2']), rtol=1e-5)
 
 
@@ -99,7 +100,7 @@ def test_initialisation_follows_dcgan():
 
 
 def _one_step(config, models, state, batch):
-  return systems.make_step(config, models)(_copy(state), batch, systems.train_key(config))
+  return solo_step(config, models)(_copy(state), batch)
 
 
 def test_noise_period_repeats_the_noise_of_the_first_epoch():
@@ -123,17 +124,16 @@ def test_noise_period_repeats_the_noise_of_the_first_epoch():
 def _mmd_of_d_step_fake(config, models, state, new_state, batch):
   """MMD^2 between the updated D's features of the real batch and of the fake batch the
   D step of `state`'s step drew (its keys rebuilt by hand from the step's key schedule)."""
-  spec = systems.step_spec(config)
   k_d, _ = jax.random.split(jax.random.fold_in(systems.train_key(config), state.step))
   k_fake = jax.random.split(jax.random.fold_in(k_d, 0), 3)[0]
   k_z, _ = jax.random.split(k_fake)
-  z = steps.latent(k_z, 16, spec.latent_dim, spec.noise)
+  z = steps.latent(k_z, 16, config.model.latent_dim, config.model.noise)
   fake, _ = steps.generate(models.gen, state.gen.params, state.gen.batch_stats, z)
   real = steps.to_unit_range(batch['images'][-1])
   ro, fo, _ = steps.disc_pair(models.disc, new_state.disc.params, new_state.disc.batch_stats,
                               real, fake, mode='grouped', rngs={})
-  from jaxgan import kernels  # pylint: disable=g-import-not-at-top
-  return float(kernels.mmd2(fo['features'], ro['features'], spec.sigmas, spec.estimator))
+  return float(kernels.mmd2(fo['features'], ro['features'], config.train.mmd_sigmas,
+                            config.train.mmd_estimator))
 
 
 def test_mmd_fake_d_step_scores_the_d_steps_fake_batch():
@@ -161,6 +161,6 @@ def test_mmd_fake_d_step_still_trains_g_through_the_mmd_term():
 def test_literal_seed000_config_sets_all_four_options():
   from jaxgan.config_util import load_config_file  # pylint: disable=g-import-not-at-top
   from tests.conftest import REPO  # pylint: disable=g-import-not-at-top
-  spec = systems.step_spec(load_config_file(REPO / 'configs' / 'mmd_dcgan_seed000.py'))
-  assert (spec.g_loss, spec.mmd_fake, spec.noise_period, spec.estimator) == (
+  t = load_config_file(REPO / 'configs' / 'mmd_dcgan_seed000.py').train
+  assert (t.g_loss, t.mmd_fake, t.noise_period, t.mmd_estimator) == (
       'minimax', 'd_step', 600, 'seed000')

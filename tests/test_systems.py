@@ -13,6 +13,7 @@ from PIL import Image
 from jaxgan import pipeline, systems
 from jaxgan.config_util import load_config_file
 from tests.conftest import REPO
+from tests.solo import solo_step
 from tests.test_train import run_main
 
 # Per config: overrides that shrink the networks and the data (same code paths).
@@ -119,7 +120,7 @@ def _one_step(config, shape=(28, 28, 1), labels=False):
   batch = {'images': jnp.asarray(rng.integers(0, 256, (n, 8) + shape), jnp.uint8)}
   if labels:
     batch['labels'] = jnp.asarray(rng.integers(0, 10, (n, 8)), jnp.int32)
-  return systems.make_step(config, models)(state, batch, systems.train_key(config))
+  return solo_step(config, models)(state, batch)
 
 
 def _adam_count(opt_state):

@@ -11,7 +11,7 @@ import jax
 import numpy as np
 import pytest
 
-from jaxgan import systems, train
+from jaxgan import steps, systems, train
 from jaxgan.checkpoint import Checkpointer
 from jaxgan.errors import UserError
 from tests.conftest import REPO, tiny_config, tiny_flags
@@ -125,18 +125,14 @@ def test_workdir_with_another_run_is_not_overwritten(tmp_path, data_dir):
 
 @pytest.mark.slow
 def test_non_finite_loss_stops_and_keeps_last_good_checkpoint(tmp_path, data_dir, monkeypatch):
-  real_step_function = systems.step_function
+  real_gan_step = steps.gan_step
 
-  def poisoned_step_function(config, models):
-    step = real_step_function(config, models)
+  def poisoned_gan_step(*args, **kwargs):
+    state, metrics = real_gan_step(*args, **kwargs)
+    poison = jax.numpy.where(state.step >= 6, jax.numpy.nan, 0.0)
+    return state, dict(metrics, g_loss=metrics['g_loss'] + poison)
 
-    def wrapped(state, images, key):
-      state, metrics = step(state, images, key)
-      poison = jax.numpy.where(state.step >= 6, jax.numpy.nan, 0.0)
-      return state, dict(metrics, g_loss=metrics['g_loss'] + poison)
-    return wrapped
-
-  monkeypatch.setattr(systems, 'step_function', poisoned_step_function)
+  monkeypatch.setattr(steps, 'gan_step', poisoned_gan_step)
   w = tmp_path / 'w'
   with pytest.raises(train.NonFiniteLoss, match='at step 6'):
     train.train(tiny_config(**{'data.dir': str(data_dir), 'train.num_steps': 12}), w)

@@ -11,6 +11,7 @@ import pytest
 from jaxgan import steps, systems
 from jaxgan import workdir as wd
 from jaxgan.errors import UserError
+from tests.solo import solo_step
 from tests.test_systems import _tiny
 
 # config -> (shape of its data, whether G takes labels, overrides that shrink it).
@@ -41,8 +42,7 @@ def vbn_system(request):
   batch = {'images': jnp.asarray(rng.integers(0, 256, (1, 8) + shape), jnp.uint8)}
   if cond:
     batch['labels'] = jnp.asarray(rng.integers(0, 10, (1, 8)), jnp.int32)
-  step = jax.jit(systems.step_function(config, models))
-  return (config, models) + step(state, batch, systems.train_key(config))
+  return (config, models) + solo_step(config, models)(state, batch)
 
 
 def _inputs(config, seed, n):

@@ -103,6 +103,17 @@ def gen_norm_of(model: Any) -> str:
   return kind
 
 
+def disc_couples_examples(model: Any) -> bool:
+  """Whether D's output for one example depends on the rest of its batch (BatchNorm in
+  training mode, minibatch discrimination). Penalties that differentiate D one example
+  at a time (gradient penalty, R1) need a D that does not."""
+  if model.minibatch_kernels:
+    return True
+  batch_norm_disc = {'dcgan28': model.disc_norm == 'batch', 'dcgan': model.disc_norm == 'batch',
+                     'acgan': True}
+  return batch_norm_disc.get(model.name, False)
+
+
 def build_networks(model: Any, data_shape: tuple[int, ...],
                    num_classes: int | None = None) -> tuple[nn.Module, nn.Module]:
   """(generator, discriminator) for config.model on data of shape [H, W, C] or [2]."""
