@@ -42,17 +42,17 @@ def main(argv=None) -> dict:
   step_speed.setup_environment(args)
   import jax  # pylint: disable=g-import-not-at-top
   import jax.numpy as jnp  # pylint: disable=g-import-not-at-top
-  from jaxgan.nets import conv_ops, layers  # pylint: disable=g-import-not-at-top
+  from jaxgan.nets import conv_forms, conv_ops, layers  # pylint: disable=g-import-not-at-top
 
   n, rng = args.batch, np.random.RandomState(0)
   x = jnp.asarray(rng.randn(n, 7, 7, 256), jnp.float32)
   k = jnp.asarray(rng.randn(4, 4, 256, 128) * 0.02, jnp.float32)
   g = jnp.asarray(rng.randn(n, 14, 14, 128), jnp.float32)
-  taps = conv_ops._phase_taps(4, 2)[0]  # pylint: disable=protected-access
-  lo, hi = conv_ops._subpixel_padding(4, 2)  # pylint: disable=protected-access
+  taps = conv_forms.phase_taps(4, 2)[0]
+  lo, hi = conv_forms.subpixel_padding(4, 2)
   side = 7 + lo + hi - taps + 1
   u_shape = jax.ShapeDtypeStruct((n, side, side, 4 * 128), jnp.float32)
-  to_space = lambda u: conv_ops._phases_to_space(u, 7, 7, 4, 2)  # pylint: disable=protected-access
+  to_space = lambda u: conv_forms.phases_to_space(u, 7, 7, 4, 2)
   a = jnp.asarray(rng.randn(n * side * side, taps * taps * 256), jnp.float32)
   b = jnp.asarray(rng.randn(n * side * side, 4 * 128), jnp.float32)
   run = lambda f: (lambda *xs: jax.block_until_ready(f(*xs)))

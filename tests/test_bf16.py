@@ -20,7 +20,7 @@ import pytest
 
 from jaxgan import penalties, systems
 from jaxgan.config_util import load_config_file
-from jaxgan.nets import conv_ops, layers
+from jaxgan.nets import conv_forms, conv_ops, layers
 from tests.conftest import REPO, tiny_config
 from tests.solo import solo_step
 
@@ -120,15 +120,15 @@ DOTS = [((5, 7), (7, 3), (((1,), (0,)), ((), ()))),              # x @ W
 
 @pytest.mark.parametrize('a_shape,b_shape,dims', DOTS)
 def test_lowp_dot_gradients_match_float32(a_shape, b_shape, dims):
-  """conv_ops.dot in bf16: value, both gradients and a second derivative (the gradient
+  """conv_forms.dot in bf16: value, both gradients and a second derivative (the gradient
   penalty differentiates the critic twice) within bf16 rounding of float32; and its
   gradient products are themselves bf16 x bf16 -> float32 (not float32 matmuls)."""
   rng = np.random.RandomState(0)
   a = jnp.asarray(rng.randn(*a_shape), jnp.float32)
   b = jnp.asarray(rng.randn(*b_shape), jnp.float32)
   f32 = lambda a, b: jax.lax.dot_general(a, b, dims)
-  bf16 = lambda a, b: conv_ops.dot(a.astype(jnp.bfloat16), b.astype(jnp.bfloat16),  # pylint: disable=protected-access
-                                  dims).astype(jnp.float32)
+  bf16 = lambda a, b: conv_forms.dot(a.astype(jnp.bfloat16), b.astype(jnp.bfloat16),
+                                    dims).astype(jnp.float32)
   y = f32(a, b)
   g = jnp.asarray(rng.randn(*y.shape), jnp.float32)
   scale = lambda x: float(jnp.max(jnp.abs(x)))

@@ -11,7 +11,7 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
-from jaxgan.nets import conv_ops, layers
+from jaxgan.nets import conv_forms, conv_ops, layers
 from jaxgan.nets.dcgan28 import Discriminator28, Generator28
 
 TOL = 1e-10
@@ -120,7 +120,7 @@ def test_overlap_add_conv_transpose_equals_lax():
     for k, s in [(4, 2), (5, 2), (3, 2), (4, 1), (5, 3), (2, 2)]:
       x, w = _rand(rng, 2, 5, 6, 3), _rand(rng, k, k, 3, 2)
       want = jax.lax.conv_transpose(x, w, (s, s), 'SAME', dimension_numbers=('NHWC', 'HWIO', 'NHWC'))
-      _assert_close(conv_ops.overlap_add_conv_transpose(x, w, s), want)
+      _assert_close(conv_forms.overlap_add_conv_transpose(x, w, s), want)
 
 
 @pytest.mark.parametrize('kernel,stride,padding', [

@@ -18,7 +18,6 @@ only rebuilds numpy arrays keeps a tampered file from executing code.
 """
 
 import hashlib
-import logging
 import os
 import pathlib
 import pickle
@@ -26,13 +25,17 @@ import shutil
 import tarfile
 import tempfile
 import threading
-import urllib.error
-import urllib.request
 import zlib
 from typing import Optional, Union
 
 import numpy as np
 
+from jaxgan.data.files import CHUNK
+from jaxgan.data.files import DOWNLOAD_ERRORS
+from jaxgan.data.files import failure_reason
+from jaxgan.data.files import fetch
+from jaxgan.data.files import one_line
+from jaxgan.data.files import unreadable
 from jaxgan.data.idx import cache_dir
 from jaxgan.data.idx import ENV_VAR
 from jaxgan.errors import DataError
@@ -61,24 +64,16 @@ CLASS_NAMES = ('airplane', 'automobile', 'bird', 'cat', 'deer', 'dog', 'frog', '
                'truck')
 
 _ROW_BYTES = 32 * 32 * 3
-_CHUNK = 1 << 20
 
 # Parsed splits keyed by (folder, split, stat of each file), as in idx: an edited file misses.
 _loaded: dict = {}
 _lock = threading.Lock()
-
-_log = logging.getLogger(__name__)
 
 
 def clear_caches() -> None:
   """Forgets loaded splits, so the next load reads the files again."""
   with _lock:
     _loaded.clear()
-
-
-def _one_line(text: object) -> str:
-  """Collapses whitespace so an embedded reason cannot break the one-line error format."""
-  return ' '.join(str(text).split())
 
 
 _HINT = (f'point {ENV_VAR} or --config.data.dir at a folder holding cifar10/{ARCHIVE_DIR}/ '
@@ -151,28 +146,6 @@ def find_cifar_dir(data_dir: Optional[PathLike] = None, download: bool = True) -
   return folder
 
 
-def _fetch(url: str, dest_dir: pathlib.Path) -> pathlib.Path:
-  """Downloads `url` into a temporary file in `dest_dir`, checking size and MD5."""
-  fd, tmp = tempfile.mkstemp(dir=dest_dir, prefix='.cifar-10-python.', suffix='.tar.gz.part')
-  tmp = pathlib.Path(tmp)
-  try:
-    digest = hashlib.md5()
-    size = 0
-    _log.info('downloading %s to %s', url, dest_dir)
-    with os.fdopen(fd, 'wb') as out, urllib.request.urlopen(url, timeout=DOWNLOAD_TIMEOUT_S) as r:
-      while chunk := r.read(_CHUNK):
-        out.write(chunk)
-        digest.update(chunk)
-        size += len(chunk)
-    if size != ARCHIVE_SIZE or digest.hexdigest() != ARCHIVE_MD5:
-      raise ValueError(f'got {size} bytes with md5 {digest.hexdigest()}, expected '
-                       f'{ARCHIVE_SIZE} bytes with md5 {ARCHIVE_MD5}')
-    return tmp
-  except BaseException:
-    tmp.unlink(missing_ok=True)
-    raise
-
-
 def _extract(archive: pathlib.Path, dest: pathlib.Path) -> None:
   """Extracts only the known batch files of `archive` into the new folder `dest`.
 
@@ -189,7 +162,7 @@ def _extract(archive: pathlib.Path, dest: pathlib.Path) -> None:
         continue
       src = tar.extractfile(member)
       with src, open(dest / target, 'wb') as out:
-        shutil.copyfileobj(src, out, _CHUNK)
+        shutil.copyfileobj(src, out, CHUNK)
   missing = [f for f in BATCH_FILES if not (dest / f).is_file()]
   if missing:
     raise ValueError(f'the archive lacks {ARCHIVE_DIR}/{", ".join(missing)}')
@@ -201,29 +174,23 @@ def _download_and_extract(folder: pathlib.Path) -> None:
   try:
     parent.mkdir(parents=True, exist_ok=True)
   except OSError as e:
-    raise DataError(f'cannot create the download cache {parent}: {_one_line(e.strerror or e)}; '
+    raise DataError(f'cannot create the download cache {parent}: {one_line(e.strerror or e)}; '
                     f'{_HINT}') from None
   archive = staging = None
   try:
     # Staged next to the final folder, so that os.replace below is a rename.
     staging = pathlib.Path(tempfile.mkdtemp(dir=parent, prefix=f'.{ARCHIVE_DIR}.')) / 'x'
-    archive = _fetch(URL, parent)
+    archive = fetch(URL, parent / 'cifar-10-python.tar.gz', hashlib.md5, ARCHIVE_SIZE,
+                    ARCHIVE_MD5, DOWNLOAD_TIMEOUT_S)
     _extract(archive, staging)
     # Swap in the complete folder only now, so a crash never leaves a partial one that the
     # next run would take as found.
     if folder.exists():
       shutil.rmtree(folder)
     os.replace(staging, folder)
-  except (urllib.error.URLError, OSError, ValueError, tarfile.TarError, EOFError,
-          zlib.error) as e:
-    if isinstance(e, urllib.error.HTTPError):
-      reason = f'HTTP {e.code} {e.reason}'
-    elif isinstance(e, urllib.error.URLError):
-      reason = e.reason
-    else:
-      reason = e
+  except DOWNLOAD_ERRORS + (tarfile.TarError, EOFError, zlib.error) as e:
     raise DataError(f'CIFAR-10 not found in {folder} (nor in config.data.dir or ${ENV_VAR}) '
-                    f'and download from {URL} failed: {_one_line(reason)}; {_HINT}, or retry '
+                    f'and download from {URL} failed: {failure_reason(e)}; {_HINT}, or retry '
                     'when online') from None
   finally:
     if archive is not None:
@@ -275,7 +242,7 @@ def load_batch(path: PathLike) -> tuple:
   path = pathlib.Path(path)
 
   def bad(why):
-    return DataError(f'{path} is not a valid CIFAR-10 python batch ({_one_line(why)}): '
+    return DataError(f'{path} is not a valid CIFAR-10 python batch ({one_line(why)}): '
                      f'{_fix_advice(path)}')
 
   try:
@@ -288,8 +255,7 @@ def load_batch(path: PathLike) -> tuple:
   except IsADirectoryError:
     raise bad('it is a folder') from None
   except PermissionError as e:
-    raise DataError(f'cannot read {path}: {_one_line(e.strerror or e)}; check that it is a '
-                    'readable file') from None
+    raise unreadable(path, e) from None
   except Exception as e:  # pylint: disable=broad-except
     # A corrupt pickle can raise nearly anything (UnpicklingError, EOFError, ValueError,
     # TypeError, IndexError, MemoryError...); all mean the file is unusable.
@@ -342,7 +308,7 @@ def load_cifar10(split: str = 'train', data_dir: Optional[PathLike] = None,
     key = (str(folder.resolve()), split) + tuple(
         (p.stat().st_size, p.stat().st_mtime_ns) for p in paths)
   except OSError as e:
-    raise DataError(f'cannot read {folder}: {_one_line(e)}; {_fix_advice(paths[0])}') from None
+    raise DataError(f'cannot read {folder}: {one_line(e)}; {_fix_advice(paths[0])}') from None
   with _lock:
     if key in _loaded:
       return _loaded[key]

@@ -15,18 +15,20 @@ because falling through to a download would train on data other than the data as
 
 import gzip
 import hashlib
-import logging
 import os
 import pathlib
-import tempfile
 import threading
-import urllib.error
-import urllib.request
 import zlib
 from typing import Optional, Union
 
 import numpy as np
 
+from jaxgan.data.files import CHUNK
+from jaxgan.data.files import DOWNLOAD_ERRORS
+from jaxgan.data.files import failure_reason
+from jaxgan.data.files import fetch
+from jaxgan.data.files import one_line
+from jaxgan.data.files import unreadable
 from jaxgan.errors import DataError
 from jaxgan.errors import UserError
 
@@ -81,8 +83,6 @@ DOWNLOAD_TIMEOUT_S = 60.0
 _IDX_MAGIC_IMAGES = 0x00000803  # uint8 data, 3 dimensions.
 _IDX_MAGIC_LABELS = 0x00000801  # uint8 data, 1 dimension.
 
-_HASH_CHUNK = 1 << 20
-
 # Files that passed verification, keyed by (path, size, mtime_ns, expected size, expected sha):
 # a file that changes on disk gets a new key, so a stale result is never reused, and the test
 # suite hashes each real file once instead of once per load.
@@ -91,19 +91,12 @@ _verified: set = set()
 _loaded: dict = {}
 _lock = threading.Lock()
 
-_log = logging.getLogger(__name__)
-
 
 def clear_caches() -> None:
   """Forgets verified files and loaded splits, so the next load reads and hashes again."""
   with _lock:
     _verified.clear()
     _loaded.clear()
-
-
-def _one_line(text: object) -> str:
-  """Collapses whitespace so an embedded reason cannot break the one-line error format."""
-  return ' '.join(str(text).split())
 
 
 def _check_name(name: str) -> None:
@@ -148,7 +141,7 @@ def _sha256(path: pathlib.Path) -> str:
   """Returns the hex SHA-256 of the file at `path`, read in chunks to bound memory."""
   digest = hashlib.sha256()
   with open(path, 'rb') as f:
-    while chunk := f.read(_HASH_CHUNK):
+    while chunk := f.read(CHUNK):
       digest.update(chunk)
   return digest.hexdigest()
 
@@ -189,27 +182,25 @@ def verify_file(path: PathLike, name: str) -> None:
                     f'(from {MIRRORS.get(name, "the official mirror")}) or point {ENV_VAR} at '
                     f'a folder holding {name}/ with the four IDX .gz files') from None
   except OSError as e:
-    raise DataError(f'cannot read {path}: {_one_line(e.strerror or e)}; '
-                    'check that it is a readable file') from None
+    raise unreadable(path, e) from None
   key = (str(path.resolve()), st.st_size, st.st_mtime_ns, want_size, want_sha)
   with _lock:
     if key in _verified:
       return
   other_sizes = {size for files in CHECKSUMS.values() for size, _ in files.values()}
+  truncated = DataError(f'{path} is truncated ({st.st_size} bytes, expected {want_size}): '
+                        f'{_fix_advice(path, name)}')
   if st.st_size < want_size and st.st_size not in other_sizes:
     # Checked before hashing: an interrupted copy or download is the common case, and the
     # size alone says so without reading the file. A size that some other known file has is
     # hashed instead, because the file of the other dataset is a likelier cause.
-    raise DataError(f'{path} is truncated ({st.st_size} bytes, expected {want_size}): '
-                    f'{_fix_advice(path, name)}')
+    raise truncated
   try:
     sha = _sha256(path)
   except OSError as e:
-    raise DataError(f'cannot read {path}: {_one_line(e.strerror or e)}; '
-                    'check that it is a readable file') from None
+    raise unreadable(path, e) from None
   if st.st_size < want_size and not _other_owner(sha, name, path.name):
-    raise DataError(f'{path} is truncated ({st.st_size} bytes, expected {want_size}): '
-                    f'{_fix_advice(path, name)}')
+    raise truncated
   if st.st_size != want_size or sha != want_sha:
     other = _other_owner(sha, name, path.name)
     why = (f'{other}, not the {name} one: check that the folder holds {name} files, or'
@@ -237,10 +228,6 @@ def _explicit_dir(name: str, folder: pathlib.Path, source: str, hint: str) -> pa
   return folder
 
 
-class _DownloadError(Exception):
-  """Downloaded bytes that are not the expected file (internal; becomes a DataError)."""
-
-
 def _download(name: str, file_name: str, folder: pathlib.Path) -> None:
   """Downloads one file into `folder`, replacing the final name only after it verifies.
 
@@ -251,38 +238,19 @@ def _download(name: str, file_name: str, folder: pathlib.Path) -> None:
   want_size, want_sha = CHECKSUMS[name][file_name]
   url = MIRRORS[name] + file_name
   final = folder / file_name
-  # The temporary file is in the same folder so that os.replace is an atomic rename: a reader
-  # (or a concurrent run) sees either no file or the complete, verified one.
-  fd, tmp = tempfile.mkstemp(dir=folder, prefix=f'.{file_name}.', suffix='.part')
   try:
-    digest = hashlib.sha256()
-    size = 0
-    _log.info('downloading %s to %s', url, final)
-    with os.fdopen(fd, 'wb') as out, urllib.request.urlopen(url, timeout=DOWNLOAD_TIMEOUT_S) as r:
-      while chunk := r.read(_HASH_CHUNK):
-        out.write(chunk)
-        digest.update(chunk)
-        size += len(chunk)
-    sha = digest.hexdigest()
-    if size != want_size or sha != want_sha:
-      raise _DownloadError(f'got {size} bytes with sha256 {sha}, '
-                           f'expected {want_size} bytes with sha256 {want_sha}')
-    os.replace(tmp, final)
-  except (_DownloadError, urllib.error.URLError, OSError, ValueError) as e:
-    # ValueError: a malformed mirror URL. OSError covers timeouts and connection resets.
-    if isinstance(e, urllib.error.HTTPError):
-      reason = f'HTTP {e.code} {e.reason}'
-    elif isinstance(e, urllib.error.URLError):
-      reason = e.reason
-    else:
-      reason = e
+    tmp = fetch(url, final, hashlib.sha256, want_size, want_sha, DOWNLOAD_TIMEOUT_S)
+    try:
+      # An atomic rename (fetch puts tmp in the same folder): a reader, or a concurrent
+      # run, sees either no file or the complete, verified one.
+      os.replace(tmp, final)
+    finally:
+      tmp.unlink(missing_ok=True)
+  except DOWNLOAD_ERRORS as e:
     raise DataError(
         f'{name} files not found in {folder} (nor in config.data.dir or ${ENV_VAR}) and '
-        f'download from {url} failed: {_one_line(reason)}; set {ENV_VAR} to a folder holding '
+        f'download from {url} failed: {failure_reason(e)}; set {ENV_VAR} to a folder holding '
         f'{name}/ with the four IDX .gz files, or retry when online') from None
-  finally:
-    if os.path.exists(tmp):
-      os.unlink(tmp)
   with _lock:
     st = final.stat()
     _verified.add((str(final.resolve()), st.st_size, st.st_mtime_ns, want_size, want_sha))
@@ -333,7 +301,7 @@ def find_dataset_dir(name: str, data_dir: Optional[PathLike] = None,
   try:
     folder.mkdir(parents=True, exist_ok=True)
   except OSError as e:
-    raise DataError(f'cannot create the download cache {folder}: {_one_line(e.strerror or e)}; '
+    raise DataError(f'cannot create the download cache {folder}: {one_line(e.strerror or e)}; '
                     f'{hint}') from None
   for file_name in missing:
     _download(name, file_name, folder)
@@ -346,11 +314,10 @@ def _read_idx(path: pathlib.Path, magic: int, name: str) -> np.ndarray:
     with gzip.open(path, 'rb') as f:
       raw = f.read()
   except (EOFError, zlib.error, gzip.BadGzipFile) as e:
-    raise DataError(f'{path} is not a valid gzip file ({type(e).__name__}: {_one_line(e)}): '
+    raise DataError(f'{path} is not a valid gzip file ({type(e).__name__}: {one_line(e)}): '
                     f'{_fix_advice(path, name)}') from None
   except OSError as e:
-    raise DataError(f'cannot read {path}: {_one_line(e.strerror or e)}; '
-                    'check that it is a readable file') from None
+    raise unreadable(path, e) from None
   # IDX headers are big-endian uint32: the magic (whose low byte is the number of
   # dimensions), then one size per dimension.
   header = 4 + 4 * (magic & 0xff)
@@ -411,7 +378,7 @@ def load_dataset(name: str, split: str = 'train', data_dir: Optional[PathLike] =
   try:
     key = _load_cache_key(folder, split)
   except OSError as e:
-    raise DataError(f'cannot read {folder}: {_one_line(e)}; {_fix_advice(image_path, name)}'
+    raise DataError(f'cannot read {folder}: {one_line(e)}; {_fix_advice(image_path, name)}'
                     ) from None
   with _lock:
     if key in _loaded:

@@ -25,6 +25,7 @@ import numpy as np
 from PIL import Image
 from PIL import ImageOps
 
+from jaxgan.data.files import one_line
 from jaxgan.data.idx import cache_dir
 from jaxgan.errors import DataError
 from jaxgan.errors import UserError
@@ -38,11 +39,6 @@ _CACHE_VERSION = 1
 _CACHE_NAME = 'image_folder'
 
 _log = logging.getLogger(__name__)
-
-
-def _one_line(text: object) -> str:
-  """Collapses whitespace so an embedded reason cannot break the one-line error format."""
-  return ' '.join(str(text).split())
 
 
 def _is_image(name: str) -> bool:
@@ -91,7 +87,7 @@ def list_images(folder: PathLike) -> tuple:
 
   def fail(e: OSError):
     # os.walk skips unreadable subfolders by default: that would silently drop data.
-    raise DataError(f'cannot read {e.filename or folder}: {_one_line(e.strerror or e)}; '
+    raise DataError(f'cannot read {e.filename or folder}: {one_line(e.strerror or e)}; '
                     'fix its permissions or move it out of the image folder')
 
   for dirpath, dirnames, filenames in os.walk(folder, onerror=fail):
@@ -170,7 +166,7 @@ def _decode(path: pathlib.Path, image_size: int, channels: int,
   except Exception as e:  # pylint: disable=broad-except
     # PIL raises a plugin-dependent zoo for broken files (OSError, SyntaxError, struct.error,
     # ValueError, EOFError, DecompressionBombError...); all mean "this file is unusable".
-    raise DataError(f'cannot read image {path}: {type(e).__name__}: {_one_line(e)}; replace or '
+    raise DataError(f'cannot read image {path}: {type(e).__name__}: {one_line(e)}; replace or '
                     'delete the file, or move it out of the data folder') from None
 
 
@@ -269,7 +265,7 @@ def load_image_folder(folder: PathLike, image_size: int = 64, channels: int = 3,
     try:
       key = _cache_key(folder, paths, image_size, channels, crop_size, limit or None)
     except OSError as e:
-      raise DataError(f'cannot read {folder}: {_one_line(e)}; check that the image folder is '
+      raise DataError(f'cannot read {folder}: {one_line(e)}; check that the image folder is '
                       'readable') from None
     cache_path = cache_dir(_CACHE_NAME) / f'{key}.npz'
     cached = _read_cache(cache_path, n, image_size, channels)

@@ -30,6 +30,7 @@ from jaxgan.data import idx
 from jaxgan.data import images as image_lib
 from jaxgan.data import stacked
 from jaxgan.data import toy
+from jaxgan.data.files import one_line
 from jaxgan.errors import DataError
 from jaxgan.errors import UserError
 
@@ -64,10 +65,6 @@ class Dataset:
   def image_shape(self) -> tuple:
     """(H, W, C) of one image."""
     return tuple(self.images.shape[1:])
-
-
-def _one_line(text: object) -> str:
-  return ' '.join(str(text).split())
 
 
 def _check_limit(limit) -> Optional[int]:
@@ -147,7 +144,7 @@ def _load_celeba_tfds(split: str, data_dir, image_size: int, channels: int,
     # TFDS raises its own and TensorFlow's error types (missing manual download, quota on
     # Google Drive, corrupt records); the user needs the reason, on one line.
     raise DataError(f'tensorflow-datasets could not load celeb_a split {tfds_split} '
-                    f'(data_dir {data_dir or "default"}): {type(e).__name__}: {_one_line(e)}; '
+                    f'(data_dir {data_dir or "default"}): {type(e).__name__}: {one_line(e)}; '
                     'prepare it with tfds build celeb_a, or use data.backend=files with a '
                     'folder of CelebA images') from None
   if not out:

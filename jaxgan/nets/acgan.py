@@ -29,16 +29,12 @@ DISC_TABLE = ((5, 2, 16, False), (5, 1, 32, True), (3, 2, 64, True),
               (5, 1, 128, True), (3, 2, 256, True), (3, 1, 512, False))
 
 
-class ConditionalGenerator(nn.Module):
+class ConditionalGenerator(layers.ConvGenerator):
   """(z [N, latent], labels [N]) -> images [N, image_size, image_size, channels]."""
   num_classes: int = 10
   image_size: int = 32
   channels: int = 1
   width: int = 512
-  upconv_impl: str = 'subpixel'
-  norm: str = 'batch'
-  conv_impl: str = 'auto'
-  dtype: Any = None
 
   @nn.compact
   def __call__(self, z: jax.Array, labels: jax.Array, train: bool = True) -> jax.Array:

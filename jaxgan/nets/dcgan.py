@@ -26,8 +26,6 @@ kernel is the spatially flipped, in/out-swapped HWIO kernel of lax.conv_transpos
 """
 from __future__ import annotations
 
-from typing import Any
-
 import flax.linen as nn
 import jax
 import jax.numpy as jnp
@@ -36,7 +34,7 @@ from jaxgan.nets import layers
 from jaxgan.nets.dcgan28 import gen_norm, normalization
 
 
-class DCGANGenerator(nn.Module):
+class DCGANGenerator(layers.ConvGenerator):
   """z [N, latent] -> images [N, image_size, image_size, channels] in [-1, 1].
 
   norm='virtual' replaces BatchNorm by virtual batch normalisation; the step then runs
@@ -46,10 +44,6 @@ class DCGANGenerator(nn.Module):
   channels: int = 3
   ngf: int = 64
   kernel_size: int = 4
-  upconv_impl: str = 'subpixel'
-  norm: str = 'batch'
-  conv_impl: str = 'auto'
-  dtype: Any = None
 
   @nn.compact
   def __call__(self, z: jax.Array, train: bool = True) -> jax.Array:
@@ -70,13 +64,10 @@ class DCGANGenerator(nn.Module):
     return jnp.tanh(x.astype(jnp.float32))
 
 
-class DCGANDiscriminator(nn.Module):
+class DCGANDiscriminator(layers.ConvNet):
   """images [N, S, S, C] -> (logit [N], features [N, (S/16)^2 * 8ndf])."""
   ndf: int = 64
   kernel_size: int = 4
-  norm: str = 'batch'
-  conv_impl: str = 'auto'
-  dtype: Any = None
 
   @nn.compact
   def __call__(self, x: jax.Array, train: bool = True, num_groups: int = 1):

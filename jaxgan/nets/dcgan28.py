@@ -62,14 +62,10 @@ def gen_norm(kind: str, train: bool, dtype: Any = None):
   raise ValueError(f"gen_norm must be 'batch', 'virtual' or 'none', got {kind!r}")
 
 
-class Generator28(nn.Module):
+class Generator28(layers.ConvGenerator):
   """z [N, latent] -> images [N, 28, 28, channels] in [-1, 1]."""
   channels: int = 1
   base_width: int = 256
-  upconv_impl: str = 'subpixel'
-  norm: str = 'batch'
-  conv_impl: str = 'auto'
-  dtype: Any = None
 
   @nn.compact
   def __call__(self, z: jax.Array, train: bool = True) -> jax.Array:
@@ -86,16 +82,13 @@ class Generator28(nn.Module):
     return jnp.tanh(x.astype(jnp.float32))
 
 
-class Discriminator28(nn.Module):
+class Discriminator28(layers.ConvNet):
   """images [N, 28, 28, C] -> (logit [N], features [N, feature_dim]).
 
   `num_groups` BatchNorm statistics groups along the batch (2 for concat([real, fake])).
   """
   feature_dim: int = 20
   width: int = 64
-  norm: str = 'batch'
-  conv_impl: str = 'auto'
-  dtype: Any = None
 
   @nn.compact
   def __call__(self, x: jax.Array, train: bool = True,

@@ -5,7 +5,8 @@ the same parameters, whose arithmetic is one of the exact forms of `conv_ops` (c
 by `conv_impl`; see jaxgan/nets/conv_ops.py for why each exists). `dense` is `nn.Dense`
 with float32 accumulation of bfloat16 products on CPU; `BatchNorm` normalises each
 group of a grouped batch on its own; `dcgan_init` and `bn_scale_init` are Radford et
-al.'s N(0, 0.02) initialisers.
+al.'s N(0, 0.02) initialisers. `ConvNet` and `ConvGenerator` hold the fields that every
+convolutional network takes, for the networks to inherit.
 """
 from __future__ import annotations
 
@@ -16,13 +17,13 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from jaxgan.nets import conv_ops
-from jaxgan.nets.conv_ops import Padding
+from jaxgan.nets import conv_forms, conv_ops
+from jaxgan.nets.conv_forms import Padding
 
 def dense(features: int, *, dtype: Any = None, **kwargs: Any) -> nn.Dense:
-  """`nn.Dense` (same parameters and names) whose matmul goes through `conv_ops.dot`, so that
+  """`nn.Dense` (same parameters and names) whose matmul goes through `conv_forms.dot`, so that
   on CPU bfloat16 products (and their gradients) accumulate into float32."""
-  return nn.Dense(features, dtype=dtype, dot_general=conv_ops.dot, **kwargs)
+  return nn.Dense(features, dtype=dtype, dot_general=conv_forms.dot, **kwargs)
 
 
 class Conv(nn.Module):
@@ -46,7 +47,7 @@ class Conv(nn.Module):
 
   @nn.compact
   def __call__(self, x: jax.Array) -> jax.Array:
-    kh, kw = conv_ops.pair(self.kernel_size)
+    kh, kw = conv_forms.pair(self.kernel_size)
     kernel = self.param('kernel', self.kernel_init, (kh, kw, x.shape[-1], self.features),
                         self.param_dtype)
     dtype = self.dtype or jnp.result_type(x.dtype, self.param_dtype)
@@ -66,7 +67,7 @@ class UpConv(nn.Module):
     kernel_size: K (square kernels).
     strides: s.
     use_bias: add a bias.
-    impl: 'subpixel' (default: the exact sub-pixel decomposition of the module
+    impl: 'subpixel' (default: the exact sub-pixel decomposition of conv_forms'
       docstring, run as `conv_ops.conv_transpose(..., conv_impl)`) or 'transpose'
       (lax.conv_transpose and its autodiff, kept for comparison and benchmarks).
     conv_impl: 'auto', 'xla', 'matmul' or 'hybrid': how the sub-pixel form runs (see
@@ -101,6 +102,26 @@ class UpConv(nn.Module):
       bias = self.param('bias', self.bias_init, (self.features,), self.param_dtype)
       y = y + bias.astype(dtype)
     return y
+
+
+class ConvNet(nn.Module):
+  """Base of the convolutional networks: the fields that say how their layers run.
+
+  Attributes:
+    norm: the normalisation after the convolutions (dcgan28.normalization for D,
+      dcgan28.gen_norm for G).
+    conv_impl: how every convolution runs (conv_ops.CONV_IMPLS).
+    dtype: the compute dtype of every layer (None: float32).
+  """
+  norm: str = 'batch'
+  conv_impl: str = 'auto'
+  dtype: Any = None
+
+
+class ConvGenerator(ConvNet):
+  """Base of the convolutional generators: a ConvNet that upsamples with UpConv, whose
+  `impl` is `upconv_impl`."""
+  upconv_impl: str = 'subpixel'
 
 
 def dcgan_init(stddev: float = 0.02) -> Callable:
