@@ -127,7 +127,7 @@ def feature_net(config: Any, channels: int) -> FeatureNet:
                     lambda x: np.asarray(x, np.float32), protocol, batch_size=200)
 
 
-def generate(config: Any, state: Any, sample_fn: Callable, n: int) -> np.ndarray:
+def draw_samples(config: Any, state: Any, sample_fn: Callable, n: int) -> np.ndarray:
   """n samples of the run's fixed evaluation noise, generated in training-size batches
   (so batch-statistics BatchNorm sees batches as in training)."""
   inputs = systems.eval_inputs(config, n)
@@ -182,7 +182,7 @@ class CollapseMonitor:
   def __call__(self, state: Any, sample_fn: Callable, config: Any = None) -> dict:
     """Class statistics of G's samples of the fixed noise of `config` (a sweep member's;
     default the monitor's own config)."""
-    images = generate(config or self.config, state, sample_fn, self.num)
+    images = draw_samples(config or self.config, state, sample_fn, self.num)
     if self.stacked:
       return stacked_modes(self.net, images)
     probs, _ = metrics.classify(self.net.apply_fn, self.net.params, self.net.prepare(images))
@@ -256,7 +256,7 @@ def evaluate(config: Any, workdir: str) -> dict:
     raise UserError(f'eval.num_samples must be positive, got {n}')
   sample_fn = systems.make_sampler(config, models)
   t0 = time.perf_counter()
-  fake = generate(config, state, sample_fn, n)
+  fake = draw_samples(config, state, sample_fn, n)
   gen_s = time.perf_counter() - t0
   common = {'noise': f'fixed evaluation noise of seed {config.seed}',
             'sample_bn': config.sample.bn, 'generation_batch': config.data.batch_size}

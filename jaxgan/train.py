@@ -254,7 +254,7 @@ def run(config: Any, workdir: str, mode: str = 'train') -> Any:
   if config.get('system') == 'classifier':  # the feature network of the metrics
     if mode != 'train':
       raise UserError('a classifier config only trains: drop --mode')
-    from jaxgan.metrics.classifier import train_classifier  # pylint: disable=g-import-not-at-top
+    from jaxgan.classifier_training import train_classifier  # pylint: disable=g-import-not-at-top
     return train_classifier(config, workdir)
   if mode == 'train':
     return train(config, workdir)

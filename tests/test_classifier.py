@@ -11,6 +11,7 @@ import pytest
 from jaxgan.config_util import load_config_file
 from jaxgan.data import to_float
 from jaxgan.errors import DataError, UserError
+from jaxgan import classifier_training
 from jaxgan.metrics import classifier
 
 from conftest import REPO
@@ -90,7 +91,7 @@ def test_tiny_training_run_saves_and_restores(data_dir, tmp_path):
   config.data.limit = 640
   config.data.batch_size = 64
   config.train.num_steps = 6
-  info = classifier.train_classifier(config, tmp_path)
+  info = classifier_training.train_classifier(config, tmp_path)
 
   assert info['dataset'] == 'mnist' and info['steps'] == 6
   assert 0.0 <= info['test_accuracy'] <= 1.0
@@ -105,11 +106,11 @@ def test_tiny_training_run_saves_and_restores(data_dir, tmp_path):
   # The restored network reproduces the test accuracy recorded at the end of training.
   from jaxgan.data import load_dataset  # pylint: disable=g-import-not-at-top
   test_x, test_y = load_dataset('mnist', 'test', data_dir)
-  got = classifier.evaluate(apply_fn, params, test_x, test_y)['accuracy']
+  got = classifier.accuracy_and_nll(apply_fn, params, test_x, test_y)['accuracy']
   assert got == info['test_accuracy']
 
   with pytest.raises(UserError, match='already holds'):
-    classifier.train_classifier(config, tmp_path)
+    classifier_training.train_classifier(config, tmp_path)
 
   # A classifier.json that does not belong to the saved parameters is refused.
   tampered = dict(info, params_sha256='0' * 64)

@@ -19,14 +19,14 @@ def tiny_classifier(tmp_path_factory) -> pathlib.Path:
   data = os.environ.get('JAXGAN_DATA_DIR')
   if not data or not (pathlib.Path(data) / 'mnist').is_dir():
     pytest.skip('needs real MNIST: set JAXGAN_DATA_DIR to a folder holding mnist/ (e.g. ../shared/data)')
-  from jaxgan.metrics import classifier  # pylint: disable=g-import-not-at-top
+  from jaxgan import classifier_training  # pylint: disable=g-import-not-at-top
   config = load_config_file(REPO / 'configs' / 'mnist_classifier.py')
   config.data.dir = str(pathlib.Path(data) / 'mnist')
   config.data.limit = 640
   config.data.batch_size = 64
   config.train.num_steps = 6
   path = tmp_path_factory.mktemp('classifier')
-  classifier.train_classifier(config, path)
+  classifier_training.train_classifier(config, path)
   return path
 
 

@@ -1,12 +1,12 @@
 """Scores for generated samples: Inception-style score, FID, KID, class histograms, Stacked MNIST.
 
-The feature network for MNIST-like data is jaxgan's own classifier (classifier.py).
+The feature network for MNIST-like data is jaxgan's own classifier (classifier.py). This package
+only reads trained networks; the classifier is trained by jaxgan/classifier_training.py.
 """
 from jaxgan.metrics.classifier import classify
 from jaxgan.metrics.classifier import ClassifierCNN
 from jaxgan.metrics.classifier import load_classifier
 from jaxgan.metrics.classifier import params_sha256
-from jaxgan.metrics.classifier import train_classifier
 from jaxgan.metrics.inception import InceptionV3
 from jaxgan.metrics.inception import load_inception
 from jaxgan.metrics.scores import class_histogram_stats
@@ -33,5 +33,4 @@ __all__ = [
     'params_sha256',
     'polynomial_kernel',
     'stacked_mnist_metric',
-    'train_classifier',
 ]
