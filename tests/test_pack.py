@@ -2,7 +2,6 @@
 import flax.linen as nn
 import jax
 import jax.numpy as jnp
-import ml_collections
 import numpy as np
 import pytest
 
@@ -37,12 +36,11 @@ def _reference_pack(x, m):
                    for i in range(len(x) // m)])
 
 
-def _dcgan28(pack_field=None):
-  model = dict(name='dcgan28', latent_dim=8, gen_width=8, upconv_impl='subpixel',
-               feature_dim=4, disc_width=4)
-  if pack_field is not None:
-    model['pack'] = pack_field
-  return ml_collections.ConfigDict(model)
+def _dcgan28(pack_field=1):
+  model = load_config_file(REPO / 'configs' / 'default.py').model
+  model.update(name='dcgan28', latent_dim=8, gen_width=8, feature_dim=4, disc_width=4,
+               pack=pack_field)
+  return model
 
 
 def _pacgan_config(**model):

@@ -28,17 +28,17 @@ def _need(shape, ok: Callable[[tuple], bool], what: str, name: str) -> None:
 
 def _dcgan28(m, shape, num_classes, dtype):
   _need(shape, lambda s: len(s) == 3 and s[:2] == (28, 28), '28x28 images', 'dcgan28')
-  conv_impl = m.get('conv_impl', 'auto')
+  conv_impl = m.conv_impl
   return (Generator28(channels=shape[2], base_width=m.gen_width, upconv_impl=m.upconv_impl,
                       conv_impl=conv_impl, norm=gen_norm_of(m), dtype=dtype),
           Discriminator28(feature_dim=m.feature_dim, width=m.disc_width, conv_impl=conv_impl,
-                          norm=m.get('disc_norm', 'batch'), dtype=dtype))
+                          norm=m.disc_norm, dtype=dtype))
 
 
 def _dcgan(m, shape, num_classes, dtype):
   _need(shape, lambda s: len(s) == 3 and s[0] == s[1] and s[0] % 16 == 0,
         'square images with a side divisible by 16 (e.g. 64)', 'dcgan')
-  conv_impl = m.get('conv_impl', 'auto')
+  conv_impl = m.conv_impl
   return (dcgan.DCGANGenerator(image_size=shape[0], channels=shape[2], ngf=m.ngf,
                                kernel_size=m.kernel_size, upconv_impl=m.upconv_impl,
                                conv_impl=conv_impl, norm=gen_norm_of(m), dtype=dtype),
@@ -83,20 +83,20 @@ def _toy_pacgan(m, shape, num_classes, dtype):
 NETWORKS = {'dcgan28': _dcgan28, 'dcgan': _dcgan, 'acgan': _acgan, 'mlp_maxout': _mlp_maxout,
             'toy': _toy, 'toy_pacgan': _toy_pacgan}
 
-# The values of model.gen_norm each generator takes, its default first: how it
-# normalised before the field existed (none in Goodfellow's MLP and the 2-D G, BatchNorm
-# in the DCGANs and PacGAN's 2-D G), used when a config has no gen_norm.
+# The values of model.gen_norm each generator takes, its own first: how it normalised
+# before the field existed (none in Goodfellow's MLP and the 2-D G, BatchNorm in the
+# DCGANs and PacGAN's 2-D G), which an old run's config.json lacking the field means.
 GEN_NORMS = {'dcgan28': ('batch', 'virtual'), 'dcgan': ('batch', 'virtual'),
              'acgan': ('batch', 'virtual'), 'mlp_maxout': ('none', 'batch', 'virtual'),
              'toy': ('none',), 'toy_pacgan': ('batch',)}
 
 
 def gen_norm_of(model: Any) -> str:
-  """config.model.gen_norm, or the generator's default when the config has none."""
+  """config.model.gen_norm, checked against the values the generator takes."""
   if model.name not in NETWORKS:
     raise UserError(f'unknown model {model.name!r}: choose one of {sorted(NETWORKS)}')
   allowed = GEN_NORMS[model.name]
-  kind = model.get('gen_norm', allowed[0])
+  kind = model.gen_norm
   if kind not in allowed:
     raise UserError(f'model.gen_norm must be one of {list(allowed)} for model {model.name!r}, '
                     f'got {kind!r}')
@@ -118,7 +118,7 @@ def build_networks(model: Any, data_shape: tuple[int, ...],
                    num_classes: int | None = None) -> tuple[nn.Module, nn.Module]:
   """(generator, discriminator) for config.model on data of shape [H, W, C] or [2]."""
   gen_norm_of(model)  # model.name and model.gen_norm, checked before anything is built
-  dtype = {'float32': None, 'bfloat16': jnp.bfloat16}[model.get('compute_dtype', 'float32')]
+  dtype = {'float32': None, 'bfloat16': jnp.bfloat16}[model.compute_dtype]
   gen, disc = NETWORKS[model.name](model, tuple(data_shape), num_classes, dtype)
-  m = model.get('pack', 1)
+  m = model.pack
   return (gen, Packed(disc, m)) if m > 1 else (gen, disc)

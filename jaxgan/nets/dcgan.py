@@ -17,8 +17,8 @@ sizes, paddings (4x4 stride 2 'SAME' is PyTorch's padding 1, both ways), no conv
 biases, BatchNorm after every layer except G's output layer, D's first layer and D's
 output. G's first BN normalises each of the 8ngf channels over (N, s, s), as PyTorch's
 BatchNorm2d(ngf * 8) after its 1x1 -> 4x4 ConvTranspose does (and TF DCGAN's BN after
-the reshape); an earlier version normalised the s*s*8ngf Dense outputs one by one
-(BatchNorm1d-style, 16x the scale parameters), which is not the reference network.
+the reshape), not each of the s*s*8ngf Dense outputs on its own (BatchNorm1d-style, 16x
+the scale parameters), which would not be the reference network.
 Differences left, none of which changes the function class or the FLOPs: NHWC instead
 of NCHW (D's flattened features are ordered (h, w, c)), and PyTorch's ConvTranspose
 kernel is the spatially flipped, in/out-swapped HWIO kernel of lax.conv_transpose
