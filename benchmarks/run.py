@@ -15,7 +15,7 @@ printed; both are rewritten after every case. Cases that are unknown, cannot run
 in the table's notes and the JSON's "skipped".
 
 Columns: jaxgan img/s (real training images consumed per second), ms/step, compile s
-(tracing + XLA, no execution), GFLOP/s (XLA's FLOP count of the step / step time), % of
+(tracing + XLA, no execution), GFLOP/s (the model's FLOPs of the step, counted from its jaxpr by flops.py, / step time), % of
 the matmul peak measured in the same run (float32 n^3 matmul; bfloat16 inputs with
 float32 accumulation for --dtype bfloat16), torch eager and torch.compile img/s, and
 the ratio of jaxgan to the faster torch column (medians of the rounds).

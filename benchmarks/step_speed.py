@@ -4,8 +4,8 @@ r"""Train-step speed of jaxgan against the PyTorch reference, measured in the sa
   python benchmarks/step_speed.py --case dcgan64_b256 --dtype bfloat16
 
 builds the step exactly as training does (configs/*.py -> jaxgan.systems), times it
-(compilation and warm-up excluded; compile time reported apart), counts its FLOPs with
-XLA's cost analysis (benchmarks/flops.py) and measures the machine's matmul peak in the
+(compilation and warm-up excluded; compile time reported apart), counts its FLOPs from
+its jaxpr (benchmarks/flops.py, the same on every backend) and measures the machine's matmul peak in the
 same run, and, when `import torch` works and ../shared/bench/torch_reference.py has the
 case, times that script's same case in a subprocess (`--threads 2`), eagerly and with
 `--compile` (torch.compile of both networks; time-boxed, a failure is recorded as null
@@ -189,9 +189,11 @@ class JaxStep:
     self.step = parts.fn.lower(self.state, *self.args).compile()
     self.compile_s = time.perf_counter() - t
     self.flops, self.flops_source = None, 'not counted (--no-flops)'
-    if count_flops:  # before the first run: the state is donated from then on
-      self.flops, self.flops_source = flops.step_flops(parts.fn, self.step,
-                                                       (self.state,) + tuple(self.args))
+    if count_flops:  # the model's FLOPs: the same step with XLA's own convolutions, traced
+      model = build_step(case, case_config(case, dtype, {**(overrides or {}),
+                                                         **flops.CANONICAL_OVERRIDES}), None)
+      self.flops, self.flops_source = flops.program_flops(model.fn,
+                                                          (model.state,) + tuple(model.args))
     self.run(2)  # warm-up: first executions allocate and fault in buffers
 
   def run(self, steps: int) -> float:

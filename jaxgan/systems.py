@@ -149,6 +149,8 @@ def validate(config: Any) -> None:
   for name in ('num_epochs', 'n_disc', 'n_gen'):
     if t[name] < 1:
       raise UserError(f'train.{name} must be >= 1, got {t[name]}')
+  if t.steps_per_call < 0:
+    raise UserError(f'train.steps_per_call must be >= 0 (0: the backend default), got {t.steps_per_call}')
   if t.num_steps is not None and t.num_steps < 1:
     raise UserError(f'train.num_steps must be >= 1, got {t.num_steps}')
   if config.optim.learning_rate <= 0:
@@ -183,33 +185,52 @@ def make_sampler(config: Any, models: steps.Models) -> Callable:
 
 
 class CompiledStep(NamedTuple):
-  """A program's train step, compiled: step(states, batch) -> (states, metrics).
+  """A program's train step, compiled.
 
-  states: the members' states stacked on a leading axis (sweep.stack); metrics: [M]
-  arrays. batch: {'images': [n_disc, N, ...][, 'labels': [n_disc, N]]} shared by the
-  members, or [M, n_disc, N, ...] when their seeds differ (`own_data`): see put_batch.
+  step(states, batch) -> (states, metrics) runs one step: states are the members'
+  states stacked on a leading axis (sweep.stack), metrics [M] arrays, and batch is
+  {'images': [n_disc, N, ...][, 'labels': [n_disc, N]]}, shared by the members or
+  [M, n_disc, N, ...] when their seeds differ (`own_data`). step.run(states, chunk) runs
+  n <= steps_per_call steps in one call (a lax.scan), on a chunk of n such batches
+  stacked on a new leading axis (put_chunk), and returns metrics [n, M].
   """
   fn: Callable
+  chunk_fn: Callable
   members: list            # sweep.Member: one for a solo run
   mesh: jax.sharding.Mesh
   own_data: bool           # each member reads its own data order
+  steps_per_call: int
 
   def __call__(self, states: Any, batch: dict) -> tuple[Any, dict]:
     return self.fn(states, batch)
 
-  @property
-  def example_axis(self) -> int:
-    return 2 if self.own_data else 1
+  def run(self, states: Any, chunk: dict) -> tuple[Any, dict]:
+    return self.chunk_fn(states, chunk)
 
   @property
   def data_seeds(self) -> list[int]:
     """The seeds whose data orders the program reads, one batch stream each."""
     return [m.config.seed for m in self.members] if self.own_data else [self.members[0].config.seed]
 
-  def put_batch(self, parts: list[dict]) -> dict:
-    """The host batches of the data_seeds' streams -> the step's device batch."""
-    batch = stack_batches(parts) if self.own_data else parts[0]
-    return parallel.put_batch(batch, self.mesh, self.example_axis)
+  def put_chunk(self, parts: list[list[dict]]) -> dict:
+    """The host batches of n steps, each a list over the data_seeds' streams -> one
+    device chunk [n, ...], moved in one transfer."""
+    steps_ = [stack_batches(p) if self.own_data else p[0] for p in parts]
+    return parallel.put_batch(stack_batches(steps_), self.mesh, 3 if self.own_data else 2)
+
+
+def steps_per_call(config: Any) -> int:
+  """config.train.steps_per_call, or (0) the backend's default: 1 on CPU, where a step
+  takes hundreds of milliseconds and the dispatch of a call is lost in it."""
+  k = int(config.train.steps_per_call)
+  if k:
+    return k
+  return 1 if jax.default_backend() == 'cpu' else ACCELERATOR_STEPS_PER_CALL
+
+
+# Steps per call on GPU and TPU, where an MNIST step takes about a millisecond and a call's
+# launch and host work are a large part of it; not yet measured (no device lent).
+ACCELERATOR_STEPS_PER_CALL = 16
 
 
 def member_step(configs: list[Any], models: steps.Models) -> Callable:
@@ -227,7 +248,8 @@ def compile_step(config: Any, models: steps.Models,
   The program's members are config.sweep's (sweep.members; a solo run is a sweep of
   one). steps.gan_step is vmapped over their states, keys and term weights, and jitted
   with the state replicated and the batch split over `mesh` (default: a 'data' mesh of
-  config.parallel.num_devices devices); the states are donated.
+  config.parallel.num_devices devices); the states are donated. Training calls it
+  train.steps_per_call steps at a time (CompiledStep.run).
   """
   members = sweep.members(config)
   configs = [m.config for m in members]
@@ -237,12 +259,26 @@ def compile_step(config: Any, models: steps.Models,
   one = member_step(configs, models)
 
   def step(states, batch):
+    if len(members) == 1:
+      # The same function without the batching transform: XLA:CPU ran a vmap over one
+      # member 1.5x slower (463 against 309 ms per MNIST step, BUILD_NOTES "Sweeps").
+      first = lambda tree: jax.tree.map(lambda x: x[0], tree)
+      out = one(first(states), batch, keys[0], first(weights))
+      return jax.tree.map(lambda x: x[None], out)
     return jax.vmap(one, in_axes=(0, 0 if own_data else None, 0, 0))(states, batch, keys, weights)
+
+  def chunk(states, batches):  # n steps, the batches stacked on a leading axis
+    if jax.tree.leaves(batches)[0].shape[0] == 1:  # one step: no loop around it
+      states, metrics = step(states, jax.tree.map(lambda x: x[0], batches))
+      return states, jax.tree.map(lambda x: x[None], metrics)
+    return jax.lax.scan(step, states, batches)
   mesh = mesh if mesh is not None else parallel.make_mesh(config.parallel.num_devices)
-  compiled = parallel.shard_step(step, mesh, example_axis=2 if own_data else 1)
-  return CompiledStep(compiled, members, mesh, own_data)
+  axis = 2 if own_data else 1
+  return CompiledStep(parallel.shard_step(step, mesh, example_axis=axis),
+                      parallel.shard_step(chunk, mesh, example_axis=axis + 1),
+                      members, mesh, own_data, steps_per_call(config))
 
 
 def stack_batches(batches: list[dict]) -> dict:
-  """[{'images': [N, ...], ...}] * n_disc -> {'images': [n_disc, N, ...], ...} (host arrays)."""
+  """[{'images': [N, ...], ...}] * n -> {'images': [n, N, ...], ...} (host arrays)."""
   return {k: np.stack([b[k] for b in batches]) for k in batches[0]}

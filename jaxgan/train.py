@@ -34,7 +34,8 @@ def _progress(total: int, initial: int):
 
 
 class _Interval:
-  """Metrics of the steps since the last log line, still on the device until flushed."""
+  """Metrics of the calls since the last log line ([n, M] arrays: n steps, M members),
+  still on the device until flushed."""
 
   def __init__(self, first_step: int):
     self.first_step = first_step
@@ -46,7 +47,9 @@ class _Interval:
 
     Each metric is an [M] array, one value per member.
     """
-    host = parallel.to_host(self.metrics)
+    host = [{k: v[i] for k, v in chunk.items()}       # one dict a step, from [n, M] chunks
+            for chunk in parallel.to_host(self.metrics)
+            for i in range(len(next(iter(chunk.values()))))]
     for i, m in enumerate(host):
       for k, v in m.items():
         bad = ~np.isfinite(np.atleast_1d(v))
@@ -168,21 +171,28 @@ def train(config: Any, workdir: str) -> dict:
   monitor = evaluate.CollapseMonitor(config, ds.image_shape)
   held = held_out.HeldOutLosses(config, models, ds)
   logging.info('training %s on %s (%d examples, %d steps/epoch) from step %d to %d in %s '
-               '(%d member(s)) on %d device(s)', config.system, config.data.name, len(ds), spe,
-               start, total, workdir, len(members), mesh.size)
+               '(%d member(s), up to %d steps a call) on %d device(s)', config.system,
+               config.data.name, len(ds), spe, start, total, workdir, len(members),
+               step_fn.steps_per_call, mesh.size)
 
   bar = _progress(total, start) if parallel.is_chief() else None
   interval, record = _Interval(start), {}
   names = [m.name for m in members]
+  k, every = step_fn.steps_per_call, config.log_every_steps
+  step = start
   try:
-    for step in range(start, total):
-      state, metrics = step_fn(state, step_fn.put_batch([b.get(step) for b in batchers]))
+    while step < total:
+      # A call runs up to k steps, cut short at the next log line, epoch end or the last
+      # step, so that those land between calls.
+      n = min(k, total - step, spe - step % spe, every - step % every)
+      chunk = step_fn.put_chunk([[b.get(s) for b in batchers] for s in range(step, step + n)])
+      state, metrics = step_fn.run(state, chunk)
       interval.metrics.append(metrics)
       if bar is not None:
-        bar.update(1)
-      done = step + 1
+        bar.update(n)
+      done = step = step + n
       end_of_epoch = done % spe == 0 or done == total
-      log_now = done % config.log_every_steps == 0 or end_of_epoch
+      log_now = done % every == 0 or end_of_epoch
       if end_of_epoch:  # one host copy of each member's state: samples, monitor, checkpoint
         host_state = parallel.to_host(state)
         member_states = [sweep.unstack(host_state, i) for i in range(len(members))]

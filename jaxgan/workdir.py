@@ -21,8 +21,10 @@ from jaxgan.errors import UserError
 
 # Fields a rerun may change without starting a different run: how long to train,
 # how often to log, where the data lives, and how samples are scored (eval.*: they
-# never touch the training state), and over how many devices (the same function).
-RESUMABLE_FIELDS = frozenset({'train.num_steps', 'train.num_epochs', 'log_every_steps', 'data.dir'})
+# never touch the training state), over how many devices and in how many steps a call
+# (the same function).
+RESUMABLE_FIELDS = frozenset({'train.num_steps', 'train.num_epochs', 'log_every_steps', 'data.dir',
+                              'train.steps_per_call'})
 RESUMABLE_PREFIXES = ('eval.', 'parallel.')
 
 

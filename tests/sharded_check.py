@@ -1,8 +1,9 @@
 """Run by tests/test_parallel.py in a fresh process with JAX_NUM_CPU_DEVICES=8.
 
-For each config: 3 train steps jitted on one device and 3 steps of the same function
-sharded over an 8-device 'data' mesh (jaxgan.parallel), on the same global batch and the
-same initial state. Prints one JSON line: per config, the largest absolute and relative
+For each config: 3 train steps jitted on one device, one step a call, and the same 3
+steps in one call (systems.CompiledStep.run, as train.steps_per_call=3 runs them)
+sharded over an 8-device 'data' mesh (jaxgan.parallel), on the same global batches and
+the same initial state. Prints one JSON line: per config, the largest absolute and relative
 parameter difference and the metrics of both.
 """
 import json
@@ -51,8 +52,12 @@ def run(name: str, config_name: str, shape: tuple, overrides: dict) -> dict:
   for label, mesh in (('one', parallel.make_mesh(1)), ('sharded', parallel.make_mesh(8))):
     state = parallel.put_replicated(sweep.stack([systems.create_state(config, models, shape)]), mesh)
     step = systems.compile_step(config, models, mesh)
-    for b in batches:
-      state, metrics = step(state, step.put_batch([b]))
+    if label == 'one':  # one step a call
+      for b in batches:
+        state, metrics = step(state, parallel.put_batch(b, mesh, 1))
+    else:  # every step in one call (train.steps_per_call), the chunk split over the devices
+      state, metrics = step.run(state, step.put_chunk([[b] for b in batches]))
+      metrics = jax.tree.map(lambda v: v[-1], metrics)
     results[label] = (sweep.unstack(jax.device_get(state), 0), sweep.unstack(jax.device_get(metrics), 0))
   a = jax.tree.leaves(results['one'][0].gen.params) + jax.tree.leaves(results['one'][0].disc.params)
   b = jax.tree.leaves(results['sharded'][0].gen.params) + jax.tree.leaves(results['sharded'][0].disc.params)
