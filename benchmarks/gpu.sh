@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Every GPU check of issue 6, in one script, on a machine with one NVIDIA GPU.
+# Every GPU speed check, in one script, on a machine with one NVIDIA GPU.
 #
 #   bash benchmarks/gpu.sh [--dry-run] [--allow-cpu] [--steps N] [--rounds R] [--cases LIST]
 #                          [any other benchmarks/run.py option, e.g. --no-compile]
@@ -14,7 +14,9 @@
 #      cases (TF32 + channels_last; bf16 autocast), the "best PyTorch" of the targets;
 #   3. run.py over dcgan64_b256 and dcgan64_b64 with bfloat16 compute (float32
 #      parameters, optimiser state, losses) against torch eager;
-#   4. (informative, 90 s cap, --no-tests skips it) tests/test_{kernels,layers,bf16,steps}.py
+#   4. run.py over mnist_mmd_b100, sweep8 and dcgan64_b256 with train.steps_per_call=16
+#      (16 steps a compiled call), jaxgan alone: compare with stage 1's rows;
+#   5. (informative, 90 s cap, --no-tests skips it) tests/test_{kernels,layers,bf16,steps}.py
 #      on the GPU.
 # Results: $OUT if set (the device tool's output folder), else benchmarks/results/, as
 # <date>-<device>.{json,md}, <date>-<device>-bf16.{json,md} and
@@ -108,6 +110,9 @@ COMMON=(--steps "$STEPS" --rounds "$ROUNDS" --threads 0 --compile-timeout "$COMP
 RUN_ALL=("$PY" benchmarks/run.py --cases "$CASES" "${COMMON[@]}" "${EXTRA[@]}")
 RUN_BF16=("$PY" benchmarks/run.py --cases dcgan64_b256,dcgan64_b64 --dtype bfloat16 --no-compile
           "${COMMON[@]}" "${EXTRA[@]}")
+# Many steps per compiled call (train.steps_per_call): solo, sweep and DCGAN-64 with 16.
+RUN_K=("$PY" benchmarks/run.py --cases mnist_mmd_b100,sweep8,dcgan64_b256 --no-torch
+       --set train.steps_per_call=16 --tag k16 "${COMMON[@]}" "${EXTRA[@]}")
 RUN_VARIANTS=("$PY" benchmarks/torch_variants.py --steps "$STEPS"
               ${TORCH_REF_FOUND:+--torch-ref "$TORCH_REF_FOUND"})
 
@@ -116,9 +121,11 @@ if [[ $DRY == 1 ]]; then
   echo "  ${RUN_ALL[*]}"
   echo "  ${RUN_VARIANTS[*]} > $OUTDIR/<date>-torch-variants.json"
   echo "  ${RUN_BF16[*]}"
+  echo "  ${RUN_K[*]}"
   [[ $TESTS == 1 ]] && echo "  timeout 90 $PY -m pytest -q tests/test_kernels.py tests/test_layers.py tests/test_bf16.py tests/test_steps.py (GPU, informative)"
   "${RUN_ALL[@]}" --dry-run
   "${RUN_BF16[@]}" --dry-run
+  "${RUN_K[@]}" --dry-run
   exit 0
 fi
 
@@ -148,6 +155,7 @@ stage() {
     stage bash -c '"$@" > "'"$OUTDIR/$STAMP"'-torch-variants.json"' _ "${RUN_VARIANTS[@]}"
   fi
   stage "${RUN_BF16[@]}"
+  stage "${RUN_K[@]}"
   if [[ $TESTS == 1 ]]; then  # informative: the suite's float64-reference tests on the GPU
     stage timeout 90 "$PY" -m pytest -q -p no:cacheprovider tests/test_kernels.py tests/test_layers.py tests/test_bf16.py tests/test_steps.py
   fi

@@ -115,11 +115,12 @@ def case_config(case: dict[str, Any], dtype: str | None = None,
 class StepParts:
   """What build_step returns: the jitted step fn(state, *args) -> (state, metrics) (the
   state donated), its first state and the other arguments (held fixed while timing),
-  and how many real training images one call consumes."""
+  how many real training images a step consumes and how many steps a call runs."""
   fn: Callable
   state: Any
   args: tuple
   images_per_step: int
+  steps_per_call: int = 1
 
 
 def _models_and_batch(case: dict[str, Any], config, conv_impl: str | None):
@@ -153,7 +154,9 @@ def build_step(case: dict[str, Any], config, conv_impl: str | None) -> StepParts
   5 (M-1)), all members in one vmapped program as `--config.sweep` trains them
   (jaxgan/sweep.py), on one shared batch (common random numbers). img/s is then the
   aggregate over the members: M sequential solo runs would reach the solo case's img/s,
-  so the ratio of the two rows is the sweep's speed-up."""
+  so the ratio of the two rows is the sweep's speed-up. With train.steps_per_call = k > 1
+  (e.g. --set train.steps_per_call=16) a call runs k steps on k copies of the batch, as
+  training's CompiledStep.run does."""
   import jax  # pylint: disable=g-import-not-at-top
   from jaxgan import parallel, sweep, systems  # pylint: disable=g-import-not-at-top
 
@@ -165,7 +168,12 @@ def build_step(case: dict[str, Any], config, conv_impl: str | None) -> StepParts
   step = systems.compile_step(config, models, parallel.make_mesh(1))
   state = jax.device_put(sweep.stack([systems.create_state(m.config, models, shape)
                                       for m in step.members]))
-  return StepParts(step.fn, state, (batch,), members * config.train.n_disc * config.data.batch_size)
+  images = members * config.train.n_disc * config.data.batch_size
+  k = int(config.train.steps_per_call) or 1
+  if k == 1:
+    return StepParts(step.fn, state, (batch,), images)
+  chunk = jax.tree.map(lambda x: jax.numpy.stack([x] * k), batch)
+  return StepParts(step.chunk_fn, state, (chunk,), images, k)
 
 
 class JaxStep:
@@ -184,6 +192,7 @@ class JaxStep:
     parts = build_step(case, config, conv_impl)
     self.state, self.args = parts.state, parts.args
     self.images_per_step = parts.images_per_step
+    self.steps_per_call = parts.steps_per_call
     t = time.perf_counter()
     # Ahead-of-time compilation: compile_s is tracing + XLA, without any execution.
     self.step = parts.fn.lower(self.state, *self.args).compile()
@@ -192,17 +201,19 @@ class JaxStep:
     if count_flops:  # the model's FLOPs: the same step with XLA's own convolutions, traced
       model = build_step(case, case_config(case, dtype, {**(overrides or {}),
                                                          **flops.CANONICAL_OVERRIDES}), None)
-      self.flops, self.flops_source = flops.program_flops(model.fn,
-                                                          (model.state,) + tuple(model.args))
+      per_call, self.flops_source = flops.program_flops(model.fn,
+                                                        (model.state,) + tuple(model.args))
+      self.flops = per_call / model.steps_per_call
     self.run(2)  # warm-up: first executions allocate and fault in buffers
 
   def run(self, steps: int) -> float:
-    """Runs `steps` steps; returns seconds per step."""
+    """Runs `steps` steps (at least one call); returns seconds per step."""
+    calls = max(1, steps // self.steps_per_call)
     t = time.perf_counter()
-    for _ in range(steps):
+    for _ in range(calls):
       self.state, metrics = self.step(self.state, *self.args)
     self.jax.block_until_ready((self.state, metrics))
-    return (time.perf_counter() - t) / steps
+    return (time.perf_counter() - t) / (calls * self.steps_per_call)
 
 
 def torch_available() -> bool:

@@ -36,8 +36,10 @@ def main(argv=None) -> dict:
   args.xla_flags = ''
   step_speed.setup_environment(args)
   overrides = step_speed.parse_overrides(args.set)
-  steps = {side: step_speed.JaxStep(step_speed.CASES[args.case],
-                                    overrides={**overrides, args.field: value}, count_flops=False)
+  # The two values parse as --set values do: Python literals (1, 0.5, 'x') or strings.
+  steps = {side: step_speed.JaxStep(
+      step_speed.CASES[args.case], count_flops=False,
+      overrides={**overrides, **step_speed.parse_overrides([f'{args.field}={value}'])})
            for side, value in (('a', args.a), ('b', args.b))}
   times = {'a': [], 'b': []}
   for r in range(args.rounds):

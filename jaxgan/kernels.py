@@ -169,11 +169,14 @@ def minibatch_features(m: jax.Array, exclude_self: bool = False) -> jax.Array:
   n, _, dim = m.shape
   # Kernels first: the [B, N, N] distance block keeps the pair axes contiguous.
   mt = jnp.transpose(m, (2, 1, 0))                                   # [C, B, N]
-  if dim <= MBD_UNROLL_MAX_DIM:
+  if dim <= MBD_UNROLL_MAX_DIM and jax.default_backend() == 'cpu':
     # Accumulating |.| one kernel dimension at a time never materialises [B, N, N, C]:
     # 1.5-3x faster than the broadcast below (fwd + bwd, 2-core CPU, N 64-128, B 100,
     # C 5) and ~4x faster than the vmap form. C is a few units in practice; past
-    # MBD_UNROLL_MAX_DIM the unrolled trace would grow, so broadcast instead.
+    # MBD_UNROLL_MAX_DIM the unrolled trace would grow, so broadcast instead. Not on
+    # accelerators: the gradient of the C slices is one concatenation of C [B, N, N]
+    # expressions, the fusion XLA's GPU compiler spent minutes on in the VT-GAN step,
+    # and the broadcast's [C, B, N, N] block is small for a GPU's memory.
     dist = sum(jnp.abs(mt[c][:, :, None] - mt[c][:, None, :]) for c in range(dim))
   else:
     dist = jnp.sum(jnp.abs(mt[:, :, :, None] - mt[:, :, None, :]), axis=0)

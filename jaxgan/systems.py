@@ -220,17 +220,17 @@ class CompiledStep(NamedTuple):
 
 
 def steps_per_call(config: Any) -> int:
-  """config.train.steps_per_call, or (0) the backend's default: 1 on CPU, where a step
-  takes hundreds of milliseconds and the dispatch of a call is lost in it."""
+  """config.train.steps_per_call, or (0) the backend's default (STEPS_PER_CALL)."""
   k = int(config.train.steps_per_call)
-  if k:
-    return k
-  return 1 if jax.default_backend() == 'cpu' else ACCELERATOR_STEPS_PER_CALL
+  return k or STEPS_PER_CALL.get(jax.default_backend(), STEPS_PER_CALL['gpu'])
 
 
-# Steps per call on GPU and TPU, where an MNIST step takes about a millisecond and a call's
-# launch and host work are a large part of it; not yet measured (no device lent).
-ACCELERATOR_STEPS_PER_CALL = 16
+# On the 2-core CPU, 4 steps a call ran the MNIST step 1.18x faster than 1 (380 against
+# 432 ms), and 16 only 1.04x faster than 4 (benchmarks/switch_ab.py --field
+# train.steps_per_call, BUILD_NOTES "Steps per call"). On GPU and TPU an MNIST step takes
+# about a millisecond, of which a call's launch and host work are a large part: 16 there
+# is chosen, not yet measured (no device lent since).
+STEPS_PER_CALL = {'cpu': 4, 'gpu': 16, 'tpu': 16}
 
 
 def member_step(configs: list[Any], models: steps.Models) -> Callable:

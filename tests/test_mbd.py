@@ -93,3 +93,20 @@ def test_gradients_of_fast_and_vmap_forms_agree():
   grad = lambda fn: jax.jit(jax.grad(lambda m: jnp.sum(fn(m) ** 2)))
   np.testing.assert_allclose(grad(kernels.minibatch_features)(m),
                              grad(kernels.minibatch_features_vmap)(m), rtol=1e-4, atol=1e-5)
+
+
+def test_accelerator_form_equals_the_reference_and_its_gradient_pads_nothing(monkeypatch):
+  """Off CPU, minibatch_features broadcasts over the kernel dimension instead of slicing
+  it: the slices' gradient is one zero-padded piece a slice, which XLA fuses into the
+  concatenation its GPU compiler stalled on in the VT-GAN step."""
+  m = jax.random.normal(jax.random.key(3), (12, 6, 5))
+  grad = lambda f: jax.grad(lambda v: jnp.sum(f(v) ** 2))
+  monkeypatch.setattr(jax, 'default_backend', lambda: 'gpu')
+  np.testing.assert_allclose(kernels.minibatch_features(m), kernels.minibatch_features_vmap(m),
+                             rtol=1e-5, atol=1e-6)
+  np.testing.assert_allclose(grad(kernels.minibatch_features)(m),
+                             grad(kernels.minibatch_features_vmap)(m), rtol=1e-4, atol=1e-5)
+  accelerator = jax.jit(grad(kernels.minibatch_features)).lower(m).as_text()
+  monkeypatch.undo()
+  cpu = jax.jit(grad(kernels.minibatch_features)).lower(m).as_text()
+  assert cpu.count('stablehlo.pad') == 2 * 5 and 'stablehlo.pad' not in accelerator
