@@ -9,9 +9,8 @@ r"""DCGAN on Stacked MNIST (1,000 modes), in the VEEGAN / PacGAN setting.
 
 Each training image is three MNIST digits stacked as R, G, B (jaxgan/data/stacked.py), so
 the data has 1,000 equally likely modes (digit triples). The score is the mode count:
-each channel of 26,000 generated images is classified by jaxgan's MNIST classifier
-(train it once: python main.py --config=configs/mnist_classifier.py
---workdir=~/.cache/jaxgan/classifiers/mnist), and eval/metrics.json reports
+each channel of 26,000 generated images is classified by the MNIST classifier jaxgan
+ships (jaxgan/metrics/classifier.py), and eval/metrics.json reports
 modes_covered (of 1,000), mode_kl_uniform = KL(p_gen || uniform over 1,000) and the
 mode_counts histogram; each epoch's metrics.jsonl line has the same on eval.monitor_num
 samples (26,000 here, as the paper's per-epoch log; lower it for quick runs).

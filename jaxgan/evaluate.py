@@ -16,8 +16,11 @@ samples).
 The feature network (SPEC "Measuring GANs"):
   one-channel data (MNIST, Fashion-MNIST, mnist64) and each channel of stacked_mnist:
     jaxgan's classifier trained on that dataset (configs/mnist_classifier.py; MNIST's for
-    mnist64 and stacked_mnist), found at `eval.classifier_dir`, else
-    $JAXGAN_CLASSIFIER_DIR/<dataset>/, else $XDG_CACHE_HOME/jaxgan/classifiers/<dataset>/;
+    mnist64 and stacked_mnist): the one a user names with `eval.classifier_dir` or
+    $JAXGAN_CLASSIFIER_DIR/<dataset>/, else the one jaxgan ships for MNIST and
+    Fashion-MNIST (metrics/classifier.py, SHA-256 pinned), else
+    $XDG_CACHE_HOME/jaxgan/classifiers/<dataset>/. The protocol records the weights'
+    SHA-256 and whether they are the pinned ones;
   RGB data: the FID InceptionV3 whose weights file `eval.inception_path` names
     (docs/inception.md); nothing is downloaded.
 """
@@ -60,14 +63,16 @@ def classifier_dataset(config: Any) -> str:
   return _CLASSIFIER_DATASET.get(config.data.name, config.data.name)
 
 
-def classifier_dir(config: Any) -> pathlib.Path:
-  """Where the run's classifier lives (see the module docstring for the order)."""
+def classifier_dir(config: Any) -> pathlib.Path | None:
+  """Where the run's classifier lives; None: the one jaxgan ships (module docstring)."""
   if config.eval.classifier_dir:
     return pathlib.Path(config.eval.classifier_dir).expanduser()
   name = classifier_dataset(config)
   env = os.environ.get('JAXGAN_CLASSIFIER_DIR')
   if env:
     return pathlib.Path(env).expanduser() / name
+  if name in metrics.classifier.SHIPPED_SHA256:
+    return None
   return idx.cache_dir('classifiers') / name
 
 
@@ -90,6 +95,10 @@ def feature_net(config: Any, channels: int) -> FeatureNet:
   if channels == 1:
     path = classifier_dir(config)
     name = classifier_dataset(config)
+    if path is None:
+      apply_fn, params, info = metrics.classifier.load_shipped(name)
+      return _classifier_net(config, apply_fn, params, info,
+                             f'shipped with jaxgan (jaxgan/metrics/classifiers/{name}.npz)')
     if not (path / 'classifier.json').is_file():
       raise UserError(
           f'no {name} classifier at {path} (needed to score {config.data.name} samples); train '
@@ -100,12 +109,7 @@ def feature_net(config: Any, channels: int) -> FeatureNet:
       raise UserError(f'the classifier at {path} was trained on {info.get("dataset")}, but '
                       f'{config.data.name} samples need a {name} classifier; point '
                       '--config.eval.classifier_dir at one')
-    pad_to = config.data.pad_to
-    protocol = {'feature_network': 'classifier', 'path': str(path), 'dataset': name,
-                'params_sha256': info['params_sha256'], 'test_accuracy': info['test_accuracy'],
-                'features': 'penultimate dense layer', 'input': '28x28x1 in [-1, 1]'}
-    return FeatureNet('classifier', apply_fn, params,
-                      lambda x: to_classifier_input(x, pad_to), protocol)
+    return _classifier_net(config, apply_fn, params, info, str(path))
   if not config.eval.inception_path:
     raise UserError(f'{config.data.name} is RGB: its samples are scored with the FID InceptionV3, '
                     'whose weights jaxgan does not ship; convert them as docs/inception.md says '
@@ -125,6 +129,23 @@ def feature_net(config: Any, channels: int) -> FeatureNet:
   # 299x299 activations: 200 images per call keep a CPU's memory in bounds.
   return FeatureNet('inception_v3_fid', apply_fn, variables,
                     lambda x: np.asarray(x, np.float32), protocol, batch_size=200)
+
+
+def _classifier_net(config: Any, apply_fn: Callable, params: Any, info: dict,
+                    source: str) -> FeatureNet:
+  pinned = metrics.classifier.SHIPPED_SHA256.get(info['dataset'])
+  protocol = {'feature_network': 'classifier', 'path': source, 'dataset': info['dataset'],
+              'params_sha256': info['params_sha256'], 'pinned_sha256': pinned,
+              'is_pinned_classifier': info['params_sha256'] == pinned,
+              'test_accuracy': info['test_accuracy'],
+              'features': 'penultimate dense layer', 'input': '28x28x1 in [-1, 1]'}
+  if not protocol['is_pinned_classifier']:
+    logging.warning('scoring with a classifier other than the pinned one (sha256 %s, pinned %s): '
+                    'these numbers do not compare with other jaxgan runs',
+                    info['params_sha256'][:12], (pinned or 'none')[:12])
+  pad_to = config.data.pad_to
+  return FeatureNet('classifier', apply_fn, params,
+                    lambda x: to_classifier_input(x, pad_to), protocol)
 
 
 def draw_samples(config: Any, state: Any, sample_fn: Callable, n: int) -> np.ndarray:

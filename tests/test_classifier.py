@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 
 from jaxgan.config_util import load_config_file
-from jaxgan.data import to_float
+from jaxgan.data import load_dataset, to_float
 from jaxgan.errors import DataError, UserError
 from jaxgan import classifier_training
 from jaxgan.metrics import classifier
@@ -122,3 +122,16 @@ def test_tiny_training_run_saves_and_restores(data_dir, tmp_path):
 def test_load_classifier_without_a_run_is_a_user_error(tmp_path):
   with pytest.raises(UserError, match='no trained classifier'):
     classifier.load_classifier(tmp_path)
+
+
+def test_shipped_classifiers_hash_to_the_pinned_values():
+  for dataset, pinned in classifier.SHIPPED_SHA256.items():
+    _, params, info = classifier.load_shipped(dataset)
+    assert classifier.params_sha256(params) == pinned == info['params_sha256']
+
+
+def test_shipped_mnist_classifier_scores_99_percent_on_the_test_split(data_dir):
+  apply_fn, params, _ = classifier.load_shipped('mnist')
+  test_x, test_y = load_dataset('mnist', 'test', data_dir)
+  acc = classifier.accuracy_and_nll(apply_fn, params, test_x, test_y)['accuracy']
+  assert acc >= 0.99, acc

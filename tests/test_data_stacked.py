@@ -1,7 +1,6 @@
 """Stacked MNIST: the builder (jaxgan/data/stacked.py), its mode metric and a tiny run."""
 import json
 import math
-import pathlib
 
 import numpy as np
 import pytest
@@ -15,6 +14,7 @@ from jaxgan.data import registry
 from jaxgan.data import stacked
 from jaxgan.errors import UserError
 from jaxgan.metrics import stacked_mnist
+from jaxgan.metrics.classifier import SHIPPED_SHA256
 
 # Digit frequencies of a deliberately uneven source (sums to 60): each channel of the
 # stacked set must follow it, and a mode's frequency is the product of its digits'.
@@ -177,13 +177,13 @@ def test_stacked_modes_classifies_each_channel_in_order():
 # --- A tiny run through train.train, the per-epoch monitor and --mode=eval.
 
 
-def _tiny_stacked_config(data_dir, classifier):
+def _tiny_stacked_config(data_dir):
   """configs/stacked_mnist.py shrunk; one G update per step only to compile faster."""
   config = load_config_file(REPO / 'configs' / 'stacked_mnist.py')
   for k, v in {'data.dir': str(data_dir / 'mnist'), 'data.batch_size': 16, 'data.limit': 64,
                'model.gen_width': 16, 'model.disc_width': 8, 'model.feature_dim': 4,
                'sample.num': 16, 'log_every_steps': 2, 'train.num_steps': 2,
-               'eval.classifier_dir': str(classifier), 'eval.monitor_num': 64,
+               'eval.monitor_num': 64,
                'eval.num_samples': 200, 'train.n_gen': 1}.items():
     set_field(config, k, v)
   return config
@@ -191,13 +191,8 @@ def _tiny_stacked_config(data_dir, classifier):
 
 @pytest.mark.slow
 def test_two_steps_then_eval_report_modes(data_dir, tmp_path):
-  config = load_config_file(REPO / 'configs' / 'stacked_mnist.py')
-  classifier = evaluate.classifier_dir(config)
-  if not (classifier / 'classifier.json').is_file():
-    pytest.skip(f'needs a trained MNIST classifier at {classifier} '
-                '(python main.py --config=configs/mnist_classifier.py --workdir=...)')
   from jaxgan import train  # pylint: disable=g-import-not-at-top
-  config = _tiny_stacked_config(data_dir, classifier)
+  config = _tiny_stacked_config(data_dir)   # scored with the MNIST classifier jaxgan ships
   w = tmp_path / 'run'
   train.train(config, str(w))
   epoch = [json.loads(l) for l in (w / 'metrics.jsonl').read_text().splitlines()][-1]
@@ -213,7 +208,7 @@ def test_two_steps_then_eval_report_modes(data_dir, tmp_path):
   assert result['mode_kl_uniform'] == pytest.approx(_kl_uniform_reference(counts), rel=1e-9)
   assert 'fid' not in result and 'score' not in result
   p = result['protocol']
-  info = json.loads((pathlib.Path(classifier) / 'classifier.json').read_text())
-  assert p['params_sha256'] == info['params_sha256'] and p['dataset'] == 'mnist'
+  assert p['params_sha256'] == SHIPPED_SHA256['mnist'] and p['dataset'] == 'mnist'
+  assert p['is_pinned_classifier']
   assert (p['num_samples'], p['num_modes'], p['published_num_samples']) == (200, 1000, 26_000)
   assert 'KL(p_gen || uniform' in p['kl_direction']

@@ -45,7 +45,10 @@ def test_classifier_dir_lookup_order(monkeypatch, tmp_path):
   config = load_config_file(REPO / 'configs' / 'mmd_dcgan.py')
   monkeypatch.setenv('XDG_CACHE_HOME', str(tmp_path / 'cache'))
   monkeypatch.delenv('JAXGAN_CLASSIFIER_DIR', raising=False)
-  assert evaluate.classifier_dir(config) == tmp_path / 'cache' / 'jaxgan' / 'classifiers' / 'mnist'
+  assert evaluate.classifier_dir(config) is None           # the classifier jaxgan ships
+  config.data.name = 'emnist'                              # no shipped one: the cache
+  assert evaluate.classifier_dir(config) == tmp_path / 'cache' / 'jaxgan' / 'classifiers' / 'emnist'
+  config.data.name = 'mnist'
   monkeypatch.setenv('JAXGAN_CLASSIFIER_DIR', str(tmp_path / 'env'))
   assert evaluate.classifier_dir(config) == tmp_path / 'env' / 'mnist'
   config.eval.classifier_dir = str(tmp_path / 'given')

@@ -20,6 +20,13 @@ A trained classifier lives in a workdir W:
 `params_sha256` names the exact network, so a reported score can state which one produced it;
 `load_classifier` checks it.
 
+jaxgan ships the classifiers its own configs train (configs/mnist_classifier.py and
+configs/fashion_mnist_classifier.py; the training is deterministic: two machines gave the
+same parameters) as package data, `metrics/classifiers/<dataset>.npz` with a
+`<dataset>.json` beside it, and pins their SHA-256 in `SHIPPED_SHA256`, so scores from any
+two installations compare, as pytorch-fid's pinned Inception weights make FIDs compare.
+`load_shipped` refuses files that do not hash to the pinned value.
+
 Images: uint8 in [0, 255] or float in [-1, 1] (the range of `jaxgan.data.to_float` and of the
 generators' tanh output), shape [N, 28, 28, 1] (or [N, 28, 28]).
 """
@@ -41,6 +48,12 @@ from jaxgan.errors import DataError, UserError
 
 INFO_FILE = 'classifier.json'
 PARAMS_DIR = 'classifier'
+SHIPPED_DIR = pathlib.Path(__file__).resolve().parent / 'classifiers'
+# params_sha256 of the shipped classifiers: what every jaxgan score of these datasets used.
+SHIPPED_SHA256 = {
+    'mnist': 'd3831574fdf584f3edb2c465be9a92193b15f61aa507456813a7fe233ba8bf8a',
+    'fashion_mnist': '67b1e56e945e00497999b12bf85e0e731589eb090dbad89976d14eba3628e668',
+}
 
 
 def max_pool_2x2(x: jax.Array) -> jax.Array:
@@ -216,3 +229,54 @@ def load_classifier(path: str | pathlib.Path) -> tuple[Callable, Any, dict]:
                     f'but {info_path} records {info["params_sha256"]}: the files do not belong '
                     'together; retrain the classifier')
   return make_apply_fn(model), params, info
+
+
+def _flat(params: Any) -> dict[str, np.ndarray]:
+  return {'/'.join(str(k.key) for k in path): np.asarray(leaf, np.float32)
+          for path, leaf in jax.tree_util.tree_flatten_with_path(jax.device_get(params))[0]}
+
+
+def _unflat(arrays: dict[str, np.ndarray]) -> dict:
+  tree: dict = {}
+  for name, value in arrays.items():
+    *parents, leaf = name.split('/')
+    node = tree
+    for p in parents:
+      node = node.setdefault(p, {})
+    node[leaf] = jnp.asarray(value)
+  return tree
+
+
+def export(workdir: str | pathlib.Path, out_dir: str | pathlib.Path = SHIPPED_DIR) -> pathlib.Path:
+  """Writes the classifier trained in `workdir` as out_dir/<dataset>.npz and .json, the
+  form jaxgan ships (run once per dataset: `python -c "from jaxgan.metrics import
+  classifier; classifier.export('W')"`)."""
+  _, params, info = load_classifier(workdir)
+  out_dir = pathlib.Path(out_dir)
+  out_dir.mkdir(parents=True, exist_ok=True)
+  np.savez(out_dir / f'{info["dataset"]}.npz', **_flat(params))
+  keep = ('dataset', 'test_accuracy', 'epochs', 'steps', 'params_sha256', 'num_params', 'model',
+          'input')
+  (out_dir / f'{info["dataset"]}.json').write_text(
+      json.dumps({k: info[k] for k in keep if k in info}, indent=2) + '\n')
+  return out_dir / f'{info["dataset"]}.npz'
+
+
+def load_shipped(dataset: str) -> tuple[Callable, Any, dict]:
+  """The classifier jaxgan ships for `dataset` (mnist | fashion_mnist), checked against
+  SHIPPED_SHA256: (apply_fn, params, info) as `load_classifier` returns them."""
+  if dataset not in SHIPPED_SHA256:
+    raise UserError(f'jaxgan ships classifiers for {sorted(SHIPPED_SHA256)}, not {dataset}; '
+                    f'train one (configs/mnist_classifier.py with data.name={dataset}) and point '
+                    '--config.eval.classifier_dir at it')
+  path = SHIPPED_DIR / f'{dataset}.npz'
+  if not path.is_file():
+    raise DataError(f'{path} is missing from the installed package; reinstall jaxgan')
+  with np.load(path) as z:
+    params = _unflat({k: z[k] for k in z.files})
+  info = json.loads(path.with_suffix('.json').read_text())
+  sha = params_sha256(params)
+  if sha != SHIPPED_SHA256[dataset]:
+    raise DataError(f'{path} has sha256 {sha}, not the pinned {SHIPPED_SHA256[dataset]}: the '
+                    'package data is damaged; reinstall jaxgan')
+  return make_apply_fn(model_from_config(info['model'])), params, info
