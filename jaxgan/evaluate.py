@@ -212,13 +212,14 @@ class CollapseMonitor:
     return {**_histogram(probs), 'monitor_score': float(score)}
 
 
-def restore_run(config: Any, workdir: pathlib.Path):
-  """(models, state, dataset) of the last checkpoint of the run in `workdir`."""
+def restore_run(config: Any, workdir: pathlib.Path, free: tuple[str, ...] = ()):
+  """(models, state, dataset) of the last checkpoint of the run in `workdir`; `free` as
+  in workdir.check_config."""
   from jaxgan.checkpoint import Checkpointer  # pylint: disable=g-import-not-at-top
   ckpt_dir = workdir / 'checkpoints'
   if not (workdir / 'config.json').exists() or not ckpt_dir.exists():
     raise UserError(f'{workdir} holds no trained run; train first with --mode=train')
-  wd.check_config(workdir, config)
+  wd.check_config(workdir, config, free)
   ds = pipeline.load_train_data(config)
   models = systems.build_models(config, ds.image_shape, ds.num_classes)
   ckpt = Checkpointer(ckpt_dir, config.checkpoint.max_to_keep)

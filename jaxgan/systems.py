@@ -21,11 +21,16 @@ from jaxgan.state import GANState, NetState
 
 
 def make_optimizer(optim: Any) -> optax.GradientTransformation:
-  """adam(lr, b1, b2) | rmsprop(lr) (WGAN) | sgd(lr, momentum) (Goodfellow 2014)."""
+  """adam(lr, b1, b2) | rmsprop(lr) (WGAN) | sgd(lr, momentum) (Goodfellow 2014).
+
+  RMSProp is PyTorch's, which the reference WGAN code (Arjovsky et al.) ran:
+  v <- 0.99 v + 0.01 g^2, p <- p - lr g / (sqrt(v) + 1e-8), v starting at 0; optax's
+  defaults differ (decay 0.9, eps inside the square root).
+  """
   if optim.name == 'adam':
     return optax.adam(optim.learning_rate, b1=optim.b1, b2=optim.b2)
   if optim.name == 'rmsprop':
-    return optax.rmsprop(optim.learning_rate)
+    return optax.rmsprop(optim.learning_rate, decay=0.99, eps=1e-8, eps_in_sqrt=False)
   if optim.name == 'sgd':
     return optax.sgd(optim.learning_rate, momentum=optim.momentum or None)
   raise UserError(f"optim.name must be 'adam', 'rmsprop' or 'sgd', got {optim.name!r}")

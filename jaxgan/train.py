@@ -241,7 +241,9 @@ def sample(config: Any, workdir: str) -> pathlib.Path:
   from the last checkpoint and the run's fixed evaluation noise."""
   workdir = pathlib.Path(workdir)
   systems.validate(config)
-  models, state, _ = evaluate.restore_run(config, workdir)
+  # sample.* only shapes what this mode writes: e.g. --config.sample.num=10000 draws
+  # 10,000 samples of a run trained with a 100-image grid.
+  models, state, _ = evaluate.restore_run(config, workdir, free=('sample.',))
   inputs = systems.eval_inputs(config, _sample_count(config))
   out = np.asarray(systems.make_sampler(config, models)(state, inputs))
   arrays = {'step': int(state.step)}

@@ -83,12 +83,13 @@ def config_to_dict(config: Any) -> dict:
   return json.loads(config.to_json_best_effort())
 
 
-def check_config(workdir: pathlib.Path, config: Any) -> None:
+def check_config(workdir: pathlib.Path, config: Any, free: tuple[str, ...] = ()) -> None:
   """Refuses a workdir that holds a run with a different config.
 
   Only RESUMABLE_FIELDS, eval.* and parallel.* may differ (and fields an old run lacks, at
   their ADDED_FIELDS value); a workdir holding checkpoints but no config.json
-  is not a jaxgan run and is refused too.
+  is not a jaxgan run and is refused too. `free`: prefixes of fields a read-only mode
+  may also change (sample.* for --mode=sample: they shape only its output).
   """
   path = workdir / 'config.json'
   if not path.exists():
@@ -101,7 +102,8 @@ def check_config(workdir: pathlib.Path, config: Any) -> None:
   except json.JSONDecodeError as e:
     raise UserError(f'{path} is not valid JSON ({e}); use another --workdir') from None
   new = _flatten(config_to_dict(config))
-  diff = sorted(k for k in set(old) | set(new) if _differs(k, old, new))
+  diff = sorted(k for k in set(old) | set(new)
+                if not k.startswith(free) and _differs(k, old, new))
   if diff:
     shown = ', '.join(f'{k}: {old.get(k, "<absent>")} -> {new.get(k, "<absent>")}' for k in diff[:4])
     more = f' (+{len(diff) - 4} more)' if len(diff) > 4 else ''

@@ -222,3 +222,24 @@ def test_both_generator_losses_are_stationary_at_mug_equal_mu(gen_loss):
 
   np.testing.assert_allclose(grad_at(MU), 0.0, atol=1e-6)
   assert float(jnp.max(jnp.abs(grad_at(MUG)))) > 1e-2
+
+
+def test_rmsprop_is_pytorchs_update_written_out_in_float64():
+  """WGAN's RMSProp: v <- 0.99 v + 0.01 g^2, p <- p - lr g / (sqrt(v) + 1e-8), as
+  torch.optim.RMSprop (alpha 0.99, eps 1e-8 outside the square root)."""
+  import ml_collections  # pylint: disable=g-import-not-at-top
+  import optax  # pylint: disable=g-import-not-at-top
+  from jaxgan import systems  # pylint: disable=g-import-not-at-top
+  lr = 5e-5
+  tx = systems.make_optimizer(ml_collections.ConfigDict(dict(name='rmsprop', learning_rate=lr)))
+  rng = np.random.default_rng(0)
+  p = rng.normal(size=(5,)).astype(np.float32)
+  grads = [rng.normal(size=(5,)).astype(np.float32) * s for s in (1.0, 1e-3, 10.0)]
+  state, params = tx.init(jnp.asarray(p)), jnp.asarray(p)
+  p64, v64 = p.astype(np.float64), np.zeros(5)
+  for g in grads:
+    updates, state = tx.update(jnp.asarray(g), state, params)
+    params = optax.apply_updates(params, updates)
+    v64 = 0.99 * v64 + 0.01 * g.astype(np.float64) ** 2
+    p64 = p64 - lr * g / (np.sqrt(v64) + 1e-8)
+  np.testing.assert_allclose(np.asarray(params), p64, rtol=1e-6, atol=1e-9)

@@ -57,11 +57,13 @@ def test_main_trains_writes_outputs_and_resumes(tmp_path, data_dir):
   assert proc.returncode == 0, proc.stderr[-3000:]
   assert read_steps(w) == [2, 4, 6, 8, 10]
   assert 'from step 6 to 10' in proc.stderr
-  # --mode=sample draws the fixed evaluation noise through the last checkpoint.
-  proc = run_main(w, *tiny_flags(), '--config.train.num_steps=10', '--mode=sample', data_dir=data_dir)
+  # --mode=sample draws the fixed evaluation noise through the last checkpoint, as many
+  # samples as it is asked for (sample.* may differ from the run's config in this mode).
+  proc = run_main(w, *tiny_flags(), '--config.train.num_steps=10', '--mode=sample',
+                  '--config.sample.num=40', data_dir=data_dir)
   assert proc.returncode == 0, proc.stderr[-3000:]
   with np.load(w / 'samples.npz') as f:
-    assert f['images'].shape == (16, 28, 28, 1) and f['images'].dtype == np.uint8
+    assert f['images'].shape == (40, 28, 28, 1) and f['images'].dtype == np.uint8
     assert int(f['step']) == 10 and f['images'].std() > 0
 
 
