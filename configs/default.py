@@ -56,7 +56,7 @@ def get_config() -> ml_collections.ConfigDict:
   config.train = dict(
       num_epochs=30,
       num_steps=config_dict.placeholder(int),             # stop at this global step (smoke runs)
-      steps_per_call=0,                                   # steps per compiled call (lax.scan); 0: 4 on CPU, 16 on GPU/TPU
+      steps_per_call=0,                                   # steps per compiled call (lax.scan); 0: 1 on CPU, 16 on GPU/TPU
       n_disc=1,                                           # D updates per step (WGAN n_critic, vanilla k)
       n_gen=1,                                            # G updates per step (seed 003: 2)
       d_loss='bce',                                       # bce | wasserstein

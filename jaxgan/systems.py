@@ -231,11 +231,12 @@ def steps_per_call(config: Any) -> int:
 
 
 # On the 2-core CPU, 4 steps a call ran the MNIST step 1.18x faster than 1 (380 against
-# 432 ms), and 16 only 1.04x faster than 4 (benchmarks/switch_ab.py --field
-# train.steps_per_call, BUILD_NOTES "Steps per call"). On GPU and TPU an MNIST step takes
-# about a millisecond, of which a call's launch and host work are a large part: 16 there
-# is chosen, not yet measured (no device lent since).
-STEPS_PER_CALL = {'cpu': 4, 'gpu': 16, 'tpu': 16}
+# 432 ms; benchmarks/switch_ab.py --field train.steps_per_call, BUILD_NOTES "Steps per
+# call"), but the k-step program compiles on top of the one-step one, which made the test
+# suite's short runs 24% slower (1,183 against 955 s): 1 stays the CPU default, and a long
+# run sets 4. On GPU and TPU an MNIST step takes about a millisecond, of which a call's
+# launch and host work are a large part: 16 there is chosen, not yet measured.
+STEPS_PER_CALL = {'cpu': 1, 'gpu': 16, 'tpu': 16}
 
 
 def member_step(configs: list[Any], models: steps.Models) -> Callable:

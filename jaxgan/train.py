@@ -182,9 +182,9 @@ def train(config: Any, workdir: str) -> dict:
   step = start
   try:
     while step < total:
-      # A call runs up to k steps, cut short at the next log line, epoch end or the last
-      # step, so that those land between calls.
-      n = min(k, total - step, spe - step % spe, every - step % every)
+      # A call runs k steps, or one where fewer than k remain before the next log line,
+      # epoch end or the last step (so those land between calls): two programs at most.
+      n = k if min(total - step, spe - step % spe, every - step % every) >= k else 1
       chunk = step_fn.put_chunk([[b.get(s) for b in batchers] for s in range(step, step + n)])
       state, metrics = step_fn.run(state, chunk)
       interval.metrics.append(metrics)

@@ -38,8 +38,8 @@ def test_k_steps_in_one_call_are_bit_identical_to_k_single_calls(sweep_axes):
 
 @pytest.mark.slow
 def test_resume_inside_a_chunk_equals_an_uninterrupted_run(tmp_path, data_dir):
-  """k = 4 with 16 steps an epoch: a run stopped at step 6 (chunks 4 + 2) and resumed to
-  10 (one chunk of 4) ends where a run of 10 (4 + 4 + 2) does."""
+  """k = 4 with 16 steps an epoch: a run stopped at step 6 (calls of 4, 1, 1) and resumed
+  to 10 (one call of 4) ends where a run of 10 (4, 4, 1, 1) does."""
   fields = {'data.dir': str(data_dir), 'data.limit': 256, 'train.steps_per_call': 4,
             'eval.monitor': False, 'log_every_steps': 100}
   train.train(tiny_config(**fields, **{'train.num_steps': 6}), tmp_path / 'a')
