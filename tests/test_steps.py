@@ -99,8 +99,13 @@ def test_initialisation_follows_dcgan():
 # --- Seed 000's literal protocol (configs/mmd_dcgan_seed000.py) ---------------------
 
 
+_COMPILED = []  # (models, step) of the last config: its later calls reuse the compilation
+
+
 def _one_step(config, models, state, batch):
-  return solo_step(config, models)(_copy(state), batch)
+  if not _COMPILED or _COMPILED[0][0] is not models:
+    _COMPILED[:] = [(models, solo_step(config, models))]
+  return _COMPILED[0][1](_copy(state), batch)
 
 
 def test_noise_period_repeats_the_noise_of_the_first_epoch():

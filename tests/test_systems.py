@@ -50,7 +50,9 @@ def _check_run(w, proc, steps=20):
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize('name', sorted(SMALL))
+# dcgan and vtgan run end to end below (image folder, CIFAR-10 batches); every config's
+# step is also pinned by tests/test_golden.py.
+@pytest.mark.parametrize('name', sorted(set(SMALL) - {'dcgan', 'vtgan'}))
 def test_every_config_runs_20_steps(tmp_path, name, data_dir):
   w = tmp_path / name
   proc = run_main(w, *SMALL[name], '--config.train.num_steps=20', '--config.log_every_steps=10',
