@@ -6,6 +6,12 @@ source head and a class head.
 
 D maximises L_S + L_C and G maximises L_C - L_S (both as cross-entropies here). The
 networks are seed 001's tables (nets/acgan.py), for 32x32 inputs: MNIST is padded to 32.
+
+Seed 001's text writes LeakyReLU(0.01) with Batch Normalization after the activation;
+these nets keep DCGAN's LeakyReLU(0.2) with BatchNorm before it, the convention of
+Radford et al.'s DCGAN that the seed says its nets follow and of Odena et al.'s AC-GAN
+(and the numbers in docs/results.md were measured with it). The seed's letter:
+  --config.model.leaky_slope=0.01 --config.model.norm_first=False
 """
 import ml_collections
 

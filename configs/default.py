@@ -44,7 +44,10 @@ def get_config() -> ml_collections.ConfigDict:
       gen_hidden=(1200, 1200),     # mlp_maxout: G's hidden widths
       maxout_units=240,            # mlp_maxout, toy_pacgan: maxout units per layer
       maxout_pieces=5,             # ... and pieces per unit
-      dropout=0.5,                 # mlp_maxout: D's dropout rate
+      dropout=0.5,                 # mlp_maxout: D's dropout rate on its hidden units
+      input_dropout=0.2,           # mlp_maxout: ... and on its input pixels (Goodfellow's 0.8 kept)
+      leaky_slope=0.2,             # acgan: LeakyReLU's negative slope (seed 001 writes 0.01)
+      norm_first=True,             # acgan: BatchNorm before the activation | False: after (seed 001)
       hidden=100,                  # toy, toy_pacgan: hidden width
       gen_layers=4,                # toy_pacgan: G's hidden layers
       disc_layers=3)               # toy_pacgan: D's maxout layers
@@ -59,6 +62,7 @@ def get_config() -> ml_collections.ConfigDict:
       steps_per_call=0,                                   # steps per compiled call (lax.scan); 0: 1 on CPU, 16 on GPU/TPU
       n_disc=1,                                           # D updates per step (WGAN n_critic, vanilla k)
       n_gen=1,                                            # G updates per step (seed 003: 2)
+      alternate=False,                                    # True: G's update on even steps only, D's on odd (seed 004)
       d_loss='bce',                                       # bce | wasserstein
       g_loss='non_saturating',                            # non_saturating | minimax | wasserstein
       real_label=1.0,                                     # < 1: one-sided label smoothing (S9)

@@ -6,6 +6,11 @@ r"""The 2-D toy GAN of seed 004 (SPEC S2) on a ring of 8 or a grid of 25 Gaussia
 G: Linear(8, 100) -> ReLU -> Linear(100, 2); D: Linear(2, 100) -> ReLU -> Linear(100, 1);
 Adam 1e-3, batch 10. Each epoch writes a scatter plot of 2,500 samples over the true
 means and logs the PacGAN mode statistics (modes covered, fraction high quality).
+
+Two departures from the seed's loop, kept because they are the common practice this
+config is compared under: G minimises the non-saturating -E[log D(G(z))] (the seed:
+E[log(1 - D(G(z)))]), and both networks update on every minibatch (the seed: G on even
+minibatches, D on odd ones). configs/toy2d_seed004.py is the seed's letter.
 """
 import ml_collections
 

@@ -96,7 +96,9 @@ class Schedule(NamedTuple):
   """What a step does, beyond its terms (static; every field is the config's, named as there).
 
   n_disc D updates, each on its own real batch, then n_gen G updates, all inside one
-  compiled step (lax.scan), so `state.step` counts G iterations.
+  compiled step (lax.scan), so `state.step` counts G iterations. With `alternate` a step
+  keeps only one of the two: G's update on even steps, D's on odd ones (seed 004's loop,
+  one network per minibatch).
   """
   n_disc: int            # train.n_disc
   n_gen: int             # train.n_gen
@@ -106,6 +108,7 @@ class Schedule(NamedTuple):
   latent_dim: int        # model.latent_dim
   noise: str             # model.noise: normal | uniform
   num_classes: int       # model.num_classes: > 0, G draws a label per sample
+  alternate: bool = False  # train.alternate: G on even steps, D on odd ones (seed 004)
 
 
 def _disc_outputs(disc: nn.Module, variables: dict, x: jax.Array, *, groups: int,
@@ -145,6 +148,12 @@ def draw_inputs(key: jax.Array, n: int, schedule: Schedule) -> tuple[jax.Array, 
   if schedule.num_classes:
     return z, jax.random.randint(k_y, (n,), 0, schedule.num_classes)
   return (z,)
+
+
+def _keep_if(cond: jax.Array, updated: Any, old: Any) -> Any:
+  """`updated` where cond holds, else `old` (a select: both sides are computed, which
+  costs nothing that matters at the toy sizes that alternate, and vmaps over members)."""
+  return jax.tree.map(lambda u, o: jnp.where(cond, u, o), updated, old)
 
 
 def gan_step(state: GANState, batch: dict, key: jax.Array, weights: dict, *, models: Models,
@@ -203,6 +212,8 @@ def gan_step(state: GANState, batch: dict, key: jax.Array, weights: dict, *, mod
 
   disc_state, d_metrics = jax.lax.scan(d_update, state.disc, jnp.arange(schedule.n_disc))
   d_metrics = jax.tree.map(lambda v: v[-1], d_metrics)   # the last D update of the step
+  if schedule.alternate:  # D keeps its update on odd steps only; G's below sees that D
+    disc_state = _keep_if(state.step % 2 == 1, disc_state, state.disc)
   real = to_unit_range(images[-1])
   need = terms.needs(g_terms)
 
@@ -236,5 +247,7 @@ def gan_step(state: GANState, batch: dict, key: jax.Array, weights: dict, *, mod
 
   gen_state, g_metrics = jax.lax.scan(g_update, state.gen, jnp.arange(schedule.n_gen))
   g_metrics = jax.tree.map(lambda v: v[-1], g_metrics)
+  if schedule.alternate:
+    gen_state = _keep_if(state.step % 2 == 0, gen_state, state.gen)
   new_state = state.replace(step=state.step + 1, gen=gen_state, disc=disc_state)
   return new_state, {**d_metrics, **g_metrics}

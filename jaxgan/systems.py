@@ -101,7 +101,8 @@ def schedule_of(config: Any) -> steps.Schedule:
   t, m = config.train, config.model
   return steps.Schedule(n_disc=int(t.n_disc), n_gen=int(t.n_gen), noise_period=int(t.noise_period),
                         clip=float(t.clip), disc_batches=t.disc_batches,
-                        latent_dim=int(m.latent_dim), noise=m.noise, num_classes=int(m.num_classes))
+                        latent_dim=int(m.latent_dim), noise=m.noise, num_classes=int(m.num_classes),
+                        alternate=bool(t.alternate))
 
 
 def _choice(name: str, value: Any, allowed) -> None:
@@ -145,6 +146,9 @@ def validate(config: Any) -> None:
   _choice('train.d_loss', t.d_loss, losses.DISC_LOSSES)
   _choice('train.g_loss', t.g_loss, losses.GEN_LOSSES)
   _choice('train.disc_batches', t.disc_batches, ('grouped', 'separate'))
+  if t.alternate and (t.n_disc, t.n_gen) != (1, 1):
+    raise UserError(f'train.alternate updates one network a step (G on even steps, D on odd '
+                    f'ones): it needs train.n_disc=1 and train.n_gen=1, got {t.n_disc} and {t.n_gen}')
   _choice('model.noise', config.model.noise, ('normal', 'uniform'))
   _choice('model.compute_dtype', config.model.compute_dtype, ('float32', 'bfloat16'))
   _choice('model.upconv_impl', config.model.upconv_impl, ('subpixel', 'transpose'))

@@ -35,7 +35,11 @@ ADDED_FIELDS = {
     'train.mmd_fake': 'g_step', 'train.noise_period': 0, 'train.r1_weight': 0.0,
     'model.pack': 1, 'model.conv_impl': 'auto', 'model.num_classes': 0,
     'model.minibatch_kernels': 0, 'model.compute_dtype': 'float32', 'model.noise': 'normal',
-    'model.disc_norm': 'batch',
+    'model.disc_norm': 'batch', 'train.alternate': False,
+    'model.leaky_slope': 0.2, 'model.norm_first': True,
+    # The maxout D dropped 0.5 of its input pixels before input_dropout existed.
+    'model.input_dropout': lambda new: (0.5 if new.get('model.name') == 'mlp_maxout'
+                                        else new.get('model.input_dropout')),
     # Each generator's default, first in nets.GEN_NORMS: how it normalised before.
     'model.gen_norm': lambda new: nets.GEN_NORMS.get(new.get('model.name'), ('batch',))[0],
 }

@@ -53,17 +53,22 @@ def _acgan(m, shape, num_classes, dtype):
     raise UserError(f'model.num_classes is {m.num_classes} but the data has {num_classes} classes')
   return (acgan.ConditionalGenerator(num_classes=m.num_classes, image_size=shape[0],
                                      channels=shape[2], width=m.gen_width,
-                                     upconv_impl=m.upconv_impl, norm=gen_norm_of(m), dtype=dtype),
+                                     upconv_impl=m.upconv_impl, norm=gen_norm_of(m),
+                                     leaky_slope=m.leaky_slope, norm_first=m.norm_first,
+                                     dtype=dtype),
           acgan.AuxClassifierDiscriminator(num_classes=m.num_classes, width_mult=m.disc_width_mult,
                                            minibatch_kernels=m.minibatch_kernels,
-                                           minibatch_dim=m.minibatch_dim, dtype=dtype))
+                                           minibatch_dim=m.minibatch_dim,
+                                           leaky_slope=m.leaky_slope, norm_first=m.norm_first,
+                                           dtype=dtype))
 
 
 def _mlp_maxout(m, shape, num_classes, dtype):
   return (mlp.MLPGenerator(out_shape=shape, hidden=tuple(m.gen_hidden), norm=gen_norm_of(m),
                            dtype=dtype),
           mlp.MaxoutDiscriminator(units=m.maxout_units, pieces=m.maxout_pieces,
-                                  dropout=m.dropout, dtype=dtype))
+                                  dropout=m.dropout, input_dropout=m.input_dropout,
+                                  dtype=dtype))
 
 
 def _toy(m, shape, num_classes, dtype):
