@@ -93,5 +93,6 @@ def get_config() -> ml_collections.ConfigDict:
   config.parallel = dict(num_devices=0)                   # data parallel over this many devices (0: all)
   config.sweep = ''                                       # e.g. 'train.eta=0,5,10,15; seed=0,1' (jaxgan/sweep.py)
   config.log_every_steps = 100
+  config.tensorboard = True                               # event files in W/tensorboard/ (jaxgan/board.py)
   config.checkpoint = dict(max_to_keep=3)
   return config

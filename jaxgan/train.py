@@ -10,7 +10,7 @@ import jax
 import numpy as np
 from absl import logging
 
-from jaxgan import evaluate, held_out, parallel, pipeline, steps, sweep, systems
+from jaxgan import board, evaluate, held_out, parallel, pipeline, steps, sweep, systems
 from jaxgan.data import toy
 from jaxgan import workdir as wd
 from jaxgan.checkpoint import Checkpointer
@@ -91,12 +91,14 @@ def _sample_count(config: Any) -> int:
 
 
 class _Member:
-  """One run of a training program: its config, folder, metrics log and checkpoints."""
+  """One run of a training program: its config, folder, metrics log, TensorBoard
+  events and checkpoints."""
 
   def __init__(self, name: str, config: Any, workdir: pathlib.Path):
     self.name, self.config, self.workdir = name, config, workdir
     self.ckpt = None
     self.log = None
+    self.board = None
 
   def open(self, models: steps.Models, image_shape: tuple) -> Any:
     """Checks and opens the member's folder; returns its initial or restored state."""
@@ -108,14 +110,28 @@ class _Member:
       state = self.ckpt.restore(state)
     return state
 
-  def start_log(self, start: int) -> None:
+  def start_log(self, start: int, board_dir: pathlib.Path) -> None:
     if parallel.is_chief():
       wd.save_config(self.workdir, self.config)
       self.log = wd.MetricsLog(self.workdir / 'metrics.jsonl', start)
+      if self.config.tensorboard:
+        self.board = board.Board(board_dir, start)
+
+  def write(self, record: dict) -> None:
+    """One metrics record, to metrics.jsonl and TensorBoard, with the epoch's picture."""
+    if self.log is not None:
+      self.log.write(record)
+    if self.board is not None:
+      self.board.record(record)
+      picture = self.workdir / 'samples' / f'step_{record["step"]:07d}.png'
+      if picture.exists():
+        self.board.image('samples', board.read_png(picture), record['step'])
 
   def close(self) -> None:
     if self.ckpt is not None:
       self.ckpt.close()
+    if self.board is not None:
+      self.board.close()
     if self.log is not None:
       wd.plot_loss_curves(wd.read_metrics(self.workdir / 'metrics.jsonl'),
                           self.workdir / 'loss_curves.png')
@@ -157,8 +173,9 @@ def train(config: Any, workdir: str) -> dict:
                     f'({sorted(starts)}): their checkpoints were not written together; '
                     'use a new --workdir')
   start = starts.pop()
+  # TensorBoard overlays a sweep's members as runs of W/tensorboard/.
   for m in members:
-    m.start_log(start)
+    m.start_log(start, workdir / 'tensorboard' / (m.name if len(members) > 1 else ''))
   if start >= total:
     logging.info('checkpoint is at step %d >= %d: nothing to train', start, total)
     for m in members:
@@ -211,8 +228,7 @@ def train(config: Any, workdir: str) -> dict:
               record.update(monitor(mstate, sample_fn, m.config))
             if held.active:
               record.update(held(mstate, m.config))
-          if m.log is not None:
-            m.log.write(record)
+          m.write(record)
         msg = ' '.join(f'{k}={record[k]:.4g}' for k in
                        ('d_loss', 'g_loss', 'mmd2', 'modes_covered', 'classes_covered',
                         'class_kl_uniform', 'img_s') if k in record)

@@ -24,7 +24,7 @@ from jaxgan.errors import UserError
 # never touch the training state), over how many devices and in how many steps a call
 # (the same function).
 RESUMABLE_FIELDS = frozenset({'train.num_steps', 'train.num_epochs', 'log_every_steps', 'data.dir',
-                              'train.steps_per_call'})
+                              'train.steps_per_call', 'tensorboard'})
 RESUMABLE_PREFIXES = ('eval.', 'parallel.')
 
 

@@ -125,6 +125,10 @@ def test_sweep_member_equals_solo_run_and_sweep_resumes(tmp_path, data_dir):
   member = w / 'sweep' / 'train.eta=10,seed=1'
   steps = [json.loads(l)['step'] for l in (member / 'metrics.jsonl').read_text().splitlines()]
   assert steps == [4, 8]                                 # resumed lines start after step 4
+  # TensorBoard overlays the members: one run folder each.
+  assert sorted(p.name for p in (w / 'tensorboard').iterdir()) == [
+      m['member'] for m in summary['members']]
+  assert list((w / 'tensorboard' / 'train.eta=10,seed=1').glob('events.out.tfevents.*'))
 
   solo = run_main(tmp_path / 'solo', *SMALL, '--config.log_every_steps=4', '--config.train.eta=10',
                   '--config.seed=1', '--config.train.num_steps=8', data_dir=data_dir)
