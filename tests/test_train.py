@@ -60,11 +60,15 @@ def test_main_trains_writes_outputs_and_resumes(tmp_path, data_dir):
   # --mode=sample draws the fixed evaluation noise through the last checkpoint, as many
   # samples as it is asked for (sample.* may differ from the run's config in this mode).
   proc = run_main(w, *tiny_flags(), '--config.train.num_steps=10', '--mode=sample',
-                  '--config.sample.num=40', data_dir=data_dir)
+                  '--config.sample.num=10000', data_dir=data_dir)
   assert proc.returncode == 0, proc.stderr[-3000:]
   with np.load(w / 'samples.npz') as f:
-    assert f['images'].shape == (40, 28, 28, 1) and f['images'].dtype == np.uint8
+    assert f['images'].shape == (10000, 28, 28, 1) and f['images'].dtype == np.uint8
     assert int(f['step']) == 10 and f['images'].std() > 0
+  # In training, sample.num shapes the run's grids: the same override is refused there.
+  proc = run_main(w, *tiny_flags(), '--config.train.num_steps=12', '--config.sample.num=10000',
+                  data_dir=data_dir)
+  assert_one_line_error(proc, 'sample.num')
 
 
 def _final_state(workdir, config):
