@@ -90,7 +90,7 @@ def test_dry_run_validates_every_job_and_trains_nothing(tmp_path, capsys):
                        '--dry-run']) == 0
   out = capsys.readouterr().out
   assert 'seed000 at scale full: 6 jobs, 72 members' in out
-  assert 'toy2d at scale cpu: 16 jobs, 160 members' in out
+  assert 'toy2d at scale cpu: 18 jobs, 180 members' in out
   assert 'seed001 at scale full: 4 jobs, 12 members' in out
   assert 'stacked_mnist at scale full: 3 jobs, 9 members' in out
   assert not any(tmp_path.iterdir())
@@ -103,7 +103,8 @@ def test_experiments_cover_the_issues_grid():
   assert all(j.sweep == 'train.eta=0,5,10,15; seed=0,1,2' and j.evaluate for j in full)
   assert all(j.overrides['train.num_epochs'] == 30 for j in full)
   rows = {j.labels['row'] for j in toy2d.jobs('full')}
-  assert rows == {'gan', 'minimax', 'wgan_gp', 'mmd', 'mbd', 'pac2', 'pac4', 'seed004'}
+  assert rows == {'gan', 'minimax', 'wgan_gp', 'mmd', 'mbd', 'pac2', 'pac4', 'seed004',
+                  'seed004_letter'}
   pac4 = next(j for j in toy2d.jobs('full') if j.name == 'ring8_pac4')
   assert pac4.overrides['train.num_epochs'] == 1600 and pac4.overrides['data.batch_size'] == 400
 
