@@ -175,7 +175,7 @@ def check_writable(workdir: pathlib.Path, uses: str) -> None:
       raise
     where = '' if base == workdir else f'{workdir} would be created there; '
     raise UserError(f'cannot write to {base} ({_UNWRITABLE[e.errno]}): {where}{uses}; '
-                    f'use a writable --workdir ({e.strerror})') from None
+                    'use a writable --workdir') from None
 
 
 class WorkdirLock:
