@@ -133,6 +133,7 @@ def _check_pack(config: Any) -> None:
 def validate(config: Any) -> None:
   """Rejects config values that would fail deep inside a step, with a one-line hint."""
   t, d = config.train, config.data
+  terms.check_ranges(config)
   if d.batch_size < 2:
     raise UserError(f'data.batch_size must be >= 2 (MMD^2 and BatchNorm need pairs), got {d.batch_size}')
   if d.limit is not None and d.limit < d.batch_size * t.n_disc:
@@ -153,8 +154,11 @@ def validate(config: Any) -> None:
   _choice('model.compute_dtype', config.model.compute_dtype, ('float32', 'bfloat16'))
   _choice('model.upconv_impl', config.model.upconv_impl, ('subpixel', 'transpose'))
   _choice('model.conv_impl', config.model.conv_impl, conv_ops.CONV_IMPLS)
-  if not t.mmd_sigmas or min(t.mmd_sigmas) <= 0:
-    raise UserError(f'train.mmd_sigmas must be positive bandwidths, got {t.mmd_sigmas}')
+  if not t.mmd_sigmas or not all(0 < s < float('inf') for s in t.mmd_sigmas):
+    raise UserError(f'train.mmd_sigmas must be kernel bandwidths, each in (0, inf), got {t.mmd_sigmas}')
+  if not 0 <= t.clip < float('inf'):
+    raise UserError(f'train.clip must be in [0, inf) (the WGAN weight-clipping bound; 0: no '
+                    f'clipping), got {t.clip}')
   for name in ('num_epochs', 'n_disc', 'n_gen'):
     if t[name] < 1:
       raise UserError(f'train.{name} must be >= 1, got {t[name]}')
@@ -162,8 +166,8 @@ def validate(config: Any) -> None:
     raise UserError(f'train.steps_per_call must be >= 0 (0: the backend default), got {t.steps_per_call}')
   if t.num_steps is not None and t.num_steps < 1:
     raise UserError(f'train.num_steps must be >= 1, got {t.num_steps}')
-  if config.optim.learning_rate <= 0:
-    raise UserError(f'optim.learning_rate must be > 0, got {config.optim.learning_rate}')
+  if not 0 < config.optim.learning_rate < float('inf'):
+    raise UserError(f'optim.learning_rate must be in (0, inf), got {config.optim.learning_rate}')
   _choice('model.disc_norm', config.model.disc_norm, ('batch', 'layer', 'none'))
   for name in ('gp_weight', 'r1_weight'):
     if t[name] and nets.disc_couples_examples(config.model):

@@ -17,16 +17,19 @@ sum_t w[t.weight] * value_t (weight 1 for a term without one).
 
 TERMS is the registry. Adding a term means one function, its entry here and its
 config.train field in configs/default.py; the sweep (jaxgan/sweep.py) may then vary
-the field, since every TRACED field is sweepable.
+the field, since every TRACED field is sweepable, and check_ranges checks its weight.
 """
 from __future__ import annotations
 
 import functools
 from typing import Any, Callable, NamedTuple, Sequence
 
+import math
+
 import jax.numpy as jnp
 
 from jaxgan import kernels, losses, penalties
+from jaxgan.errors import UserError
 
 
 def _conditional(config: Any) -> bool:
@@ -78,6 +81,30 @@ TERMS = (
 
 # The config.train fields that enter the step as traced values: what a sweep may vary.
 TRACED = tuple(sorted({t.weight for t in TERMS if t.weight} | {f for t in TERMS for f in t.reads}))
+
+
+# The allowed values of every TRACED field, as (test, interval): a term's weight must be
+# >= 0, since a negative weight turns minimising its term into maximising it (eta < 0:
+# G maximises MMD^2) and nothing would say so; the fields terms read besides their
+# weights have their own ranges here.
+WEIGHT_RANGE = (lambda v: 0 <= v < math.inf, '[0, inf)')
+READ_RANGES = {
+    'real_label': (lambda v: 0 < v <= 1, '(0, 1]'),        # the BCE target of real images
+    'class_smoothing': (lambda v: 0 <= v < 1, '[0, 1)'),   # the mass moved off the true class
+}
+
+
+def check_ranges(config: Any) -> None:
+  """Rejects a TRACED field of config.train outside its range, in one line naming the
+  field, its value and the range. A new term's weight is checked without further edits;
+  a new field in a term's `reads` needs its entry in READ_RANGES (a KeyError reminds)."""
+  weighted = {t.weight for t in TERMS if t.weight}
+  for field in TRACED:
+    test, interval = WEIGHT_RANGE if field in weighted else READ_RANGES[field]
+    value = config.train[field]
+    if not test(value):  # NaN fails every test
+      why = ' (a loss weight: a negative one would maximise its term)' if field in weighted else ''
+      raise UserError(f'train.{field} must be in {interval}{why}, got {value}')
 
 
 class Bound(NamedTuple):

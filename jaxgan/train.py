@@ -1,6 +1,7 @@
 """The host loop: data, compiled step, logging, sample grids and checkpoints."""
 from __future__ import annotations
 
+import os
 import pathlib
 import sys
 import time
@@ -18,7 +19,8 @@ from jaxgan.errors import UserError
 
 
 class NonFiniteLoss(UserError):
-  """Training produced a non-finite loss; the last good checkpoint is kept."""
+  """Training produced a non-finite loss and stopped; train() says what checkpoint, if
+  any, is left to resume from."""
   exit_code = 3
 
 
@@ -55,10 +57,8 @@ class _Interval:
         bad = ~np.isfinite(np.atleast_1d(v))
         if bad.any():
           who = f' in sweep member {names[int(np.argmax(bad))]}' if len(names) > 1 else ''
-          raise NonFiniteLoss(
-              f'non-finite {k} at step {self.first_step + i + 1}{who}; training stopped and the '
-              'last good checkpoint was kept: lower optim.learning_rate or train.eta, or change '
-              'the seed')
+          raise NonFiniteLoss(f'non-finite {k} at step {self.first_step + i + 1}{who}; '
+                              'training stopped')
     elapsed = time.perf_counter() - self.t0
     img_s = len(host) * images_per_step / max(elapsed, 1e-9)
     means = {k: np.atleast_1d(np.mean([m[k] for m in host], axis=0)) for k in host[0]}
@@ -68,20 +68,22 @@ class _Interval:
             for i in range(len(names))]
 
 
-def _write_samples(config: Any, workdir: pathlib.Path, samples: np.ndarray, step: int) -> dict:
+def _write_samples(config: Any, workdir: pathlib.Path, samples: np.ndarray, step: int,
+                   path: pathlib.Path | None = None) -> dict:
   """The per-epoch picture: an image grid, or for 2-D data a scatter plot over the true
-  means plus the PacGAN mode statistics (returned, to be logged)."""
+  means plus the PacGAN mode statistics (returned, to be logged). `path`: the PNG to
+  write, W/samples/step_<step>.png (training's) unless given."""
+  path = path or workdir / 'samples' / f'step_{step:07d}.png'
   if config.data.name in pipeline.TOY_DATASETS:
     stats = toy.mode_stats(samples, config.data.name)
-    wd.plot_points(samples, toy.mixture_means(config.data.name),
-                   workdir / 'samples' / f'step_{step:07d}.png',
+    wd.plot_points(samples, toy.mixture_means(config.data.name), path,
                    title=f'step {step}: {stats["modes_covered"]} modes, '
                          f'{100 * stats["high_quality_fraction"]:.1f}% high quality')
     return {'modes_covered': int(stats['modes_covered']),
             'high_quality': float(stats['high_quality_fraction']),
             'mode_kl_uniform': stats['mode_kl_uniform'],
             'mode_counts': stats['per_mode_counts'].tolist()}
-  wd.save_png(workdir / 'samples' / f'step_{step:07d}.png', wd.image_grid(samples))
+  wd.save_png(path, wd.image_grid(samples))
   return {}
 
 
@@ -144,7 +146,37 @@ def train(config: Any, workdir: str) -> dict:
   (jaxgan/sweep.py), or the solo run alone: the same loop either way. The step runs
   data parallel over config.parallel.num_devices devices (0: all). Returns the last
   metrics record written (of the last member).
+
+  It holds W's lock (workdir.WorkdirLock; a sweep's members live under W) while it
+  trains, so a second training run in W is refused; for a W that does not exist yet,
+  from when it is created, so that bad input refused before then leaves no folder.
   """
+  workdir = pathlib.Path(workdir)
+  lock = wd.WorkdirLock(workdir, jax.process_index())
+  try:
+    if workdir.is_dir():
+      lock.acquire()  # before the data is loaded: a busy W is refused at once
+    return _train(config, workdir, lock)
+  except NonFiniteLoss as e:
+    raise NonFiniteLoss(f'{e}; {_checkpoint_note(config, workdir)}') from None
+  finally:
+    lock.release()
+
+
+def _checkpoint_note(config: Any, workdir: pathlib.Path) -> str:
+  """What a stopped run left behind to resume from, and so what may change in a rerun."""
+  found = [wd.checkpoint_steps(m.workdir(workdir) / 'checkpoints') for m in sweep.members(config)]
+  if all(found):
+    return (f'the last good checkpoint (step {min(s[-1] for s in found)}) is kept: a rerun '
+            'resumes from it with the same config; to lower optim.learning_rate or train.eta, '
+            'or change the seed, use a new --workdir')
+  return ('no checkpoint had been written (the first is saved at the end of epoch 1): lower '
+          'optim.learning_rate or train.eta, or change the seed, and rerun (this --workdir may '
+          'be reused)')
+
+
+def _train(config: Any, workdir: pathlib.Path, lock: wd.WorkdirLock) -> dict:
+  """train()'s work; it takes `lock` once W exists."""
   workdir = pathlib.Path(workdir)
   systems.validate(config)
   mesh = parallel.make_mesh(config.parallel.num_devices)
@@ -157,6 +189,7 @@ def train(config: Any, workdir: str) -> dict:
     systems.validate(m.config)
   # W holds the program's config.json: a sweep's beside W/sweep/, a solo run's own.
   workdir.mkdir(parents=True, exist_ok=True)
+  lock.acquire()
   wd.check_config(workdir, config)
   if parallel.is_chief():
     wd.save_config(workdir, config)
@@ -271,14 +304,28 @@ def sample(config: Any, workdir: str) -> pathlib.Path:
     arrays['labels'] = np.asarray(inputs[1])
   path = workdir / 'samples.npz'
   np.savez_compressed(path, **arrays)
-  stats = _write_samples(config, workdir, out, int(state.step))
-  (workdir / 'samples' / f'step_{int(state.step):07d}.png').replace(workdir / 'samples.png')
+  # Beside samples/, whose grids are training's: this mode leaves them as they are.
+  stats = _write_samples(config, workdir, out, int(state.step), path=workdir / 'samples.png')
   logging.info('wrote %d samples of step %d to %s %s', len(out), int(state.step), path, stats or '')
   return path
 
 
+# What each mode writes into the workdir, for check_writable's message.
+_WRITES = {'train': 'training writes its checkpoints, metrics and samples there',
+           'sample': '--mode=sample writes samples.npz and samples.png there',
+           'eval': '--mode=eval writes eval/metrics.json there'}
+
+
 def run(config: Any, workdir: str, mode: str = 'train') -> Any:
   """Entry point of main.py."""
+  if not str(workdir).strip():  # pathlib reads '' as '.': the current folder
+    raise UserError("--workdir is empty: name the run's folder, e.g. --workdir=runs/mmd "
+                    '(--workdir=. for the current folder)')
+  if mode not in _WRITES:
+    raise UserError(f"--mode must be 'train', 'sample' or 'eval', got {mode!r}")
+  # A read-only mode on a folder that is not there reports that it holds no run.
+  if mode == 'train' or os.path.lexists(workdir):
+    wd.check_writable(pathlib.Path(workdir), _WRITES[mode])
   if config.get('system') == 'classifier':  # the feature network of the metrics
     if mode != 'train':
       raise UserError('a classifier config only trains: drop --mode')
@@ -288,6 +335,4 @@ def run(config: Any, workdir: str, mode: str = 'train') -> Any:
     return train(config, workdir)
   if mode == 'sample':
     return sample(config, workdir)
-  if mode == 'eval':
-    return evaluate.evaluate(config, workdir)
-  raise UserError(f"--mode must be 'train', 'sample' or 'eval', got {mode!r}")
+  return evaluate.evaluate(config, workdir)

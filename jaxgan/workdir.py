@@ -5,16 +5,22 @@
   W/samples/step_*.png   fixed-noise sample grids, one per epoch and one at the end
   W/loss_curves.png      the losses of metrics.jsonl, written when training stops
   W/checkpoints/<step>/  orbax checkpoints (checkpoint.py)
+  W/.lock                held by the run training in W (WorkdirLock); removed when it ends
 """
 from __future__ import annotations
 
+import datetime
+import errno
+import fcntl
 import json
 import math
 import os
 import pathlib
+import socket
 from typing import Any, Iterable
 
 import numpy as np
+from absl import logging
 
 from jaxgan import nets
 from jaxgan.errors import UserError
@@ -87,6 +93,21 @@ def config_to_dict(config: Any) -> dict:
   return json.loads(config.to_json_best_effort())
 
 
+def checkpoint_steps(folder: pathlib.Path) -> list[int]:
+  """The steps of the complete checkpoints in a checkpoints/ folder (orbax names one
+  by its step only once it is complete), without opening them."""
+  if not folder.is_dir():
+    return []
+  return sorted(int(p.name) for p in folder.iterdir() if p.name.isdigit() and p.is_dir())
+
+
+def has_checkpoint(workdir: pathlib.Path) -> bool:
+  """Whether W, or one of the member folders of a sweep trained in W (W/sweep/<member>/,
+  jaxgan/sweep.py), holds a complete checkpoint."""
+  return any(checkpoint_steps(folder) for folder in
+             [workdir / 'checkpoints', *sorted(workdir.glob('sweep/*/checkpoints'))])
+
+
 def check_config(workdir: pathlib.Path, config: Any, free: tuple[str, ...] = ()) -> None:
   """Refuses a workdir that holds a run with a different config.
 
@@ -94,6 +115,10 @@ def check_config(workdir: pathlib.Path, config: Any, free: tuple[str, ...] = ())
   their ADDED_FIELDS value); a workdir holding checkpoints but no config.json
   is not a jaxgan run and is refused too. `free`: prefixes of fields a read-only mode
   may also change (sample.* for --mode=sample: they shape only its output).
+
+  A run that stopped before its first checkpoint (e.g. diverged at step 1) left nothing
+  that depends on its config: any config is accepted then, with a warning, so that the
+  run can be retried with, say, a lower learning rate in the same folder.
   """
   path = workdir / 'config.json'
   if not path.exists():
@@ -111,8 +136,127 @@ def check_config(workdir: pathlib.Path, config: Any, free: tuple[str, ...] = ())
   if diff:
     shown = ', '.join(f'{k}: {old.get(k, "<absent>")} -> {new.get(k, "<absent>")}' for k in diff[:4])
     more = f' (+{len(diff) - 4} more)' if len(diff) > 4 else ''
+    if not has_checkpoint(workdir):
+      logging.warning('%s holds the config of a run that never wrote a checkpoint (%s%s): '
+                      'nothing depends on it, so this config replaces it', workdir, shown, more)
+      return
     raise UserError(f'{workdir} holds a run with a different config ({shown}{more}); '
                     'use a new --workdir, or rerun with the same config to resume')
+
+
+_UNWRITABLE = {errno.EROFS: 'read-only file system', errno.EACCES: 'permission denied',
+               errno.EPERM: 'operation not permitted', errno.ENOSPC: 'no space left on device',
+               errno.EDQUOT: 'disk quota exceeded'}
+
+
+def _probe_write(folder: pathlib.Path) -> None:
+  """Creates and removes a file in `folder`; raises OSError where that is not allowed."""
+  path = folder / f'.jaxgan-write-probe-{os.getpid()}'
+  os.close(os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600))
+  os.unlink(path)
+
+
+def check_writable(workdir: pathlib.Path, uses: str) -> None:
+  """Refuses a --workdir that is a file or cannot be written, before any work is done:
+  otherwise the OSError would end the run as a traceback at its first write (for a
+  checkpoint, an epoch in). A folder not yet there is checked through its nearest
+  existing parent, where it would be created; nothing is created or left behind.
+
+  `uses`: what the mode writes into the workdir, for the message.
+  """
+  base = workdir
+  while not os.path.lexists(base) and base != base.parent:
+    base = base.parent
+  if not base.is_dir():
+    if base == workdir:
+      raise UserError(f'--workdir {workdir} is a file, not a folder: pass a folder '
+                      '(it is created if it does not exist)')
+    raise UserError(f'cannot create --workdir {workdir}: {base} is a file, not a folder')
+  try:
+    _probe_write(base)
+  except OSError as e:
+    if e.errno not in _UNWRITABLE:
+      raise
+    where = '' if base == workdir else f'{workdir} would be created there; '
+    raise UserError(f'cannot write to {base} ({_UNWRITABLE[e.errno]}): {where}{uses}; '
+                    'use a writable --workdir') from None
+
+
+class WorkdirLock:
+  """An exclusive flock on W/.lock, held while a run trains in W.
+
+  A second training run in W is refused at once (a UserError naming the holder) instead
+  of both appending to one metrics.jsonl and checkpoint folder. The kernel releases a
+  flock when its holder exits, however it dies, so a lock file left by a killed run
+  blocks nothing; the file's content (pid, host and start of the holder, written once
+  the lock is held) only names the holder in the refusal. The holder removes the file
+  when it is done.
+
+  Multi-process runs: each process locks its own file, W/.lock for process 0 and
+  W/.lock.<i> for process i, so the processes of one run never block each other (one
+  shared file would refuse all but the first, and the run would hang at its first
+  collective), while each process of a second run meets the lock of its counterpart.
+  """
+
+  def __init__(self, workdir: pathlib.Path, process: int = 0):
+    self.path = pathlib.Path(workdir) / ('.lock' if process == 0 else f'.lock.{process}')
+    self._fd = None
+
+  def acquire(self) -> None:
+    """Takes the lock (W must exist); a no-op when held already."""
+    while self._fd is None:
+      fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o644)
+      try:
+        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+      except BlockingIOError:
+        holder = self._holder(fd)
+        os.close(fd)
+        raise UserError(f'{self.path.parent} is in use: another training run holds {self.path} '
+                        f'({holder}); wait for it to end or stop it, or train in another '
+                        '--workdir') from None
+      except BaseException:
+        os.close(fd)
+        raise
+      # The previous holder removes the file as it releases it: a file opened just
+      # before that is locked in vain, as the next run creates a new one. Open again.
+      try:
+        current = os.path.samestat(os.fstat(fd), os.stat(self.path))
+      except FileNotFoundError:
+        current = False
+      if not current:
+        os.close(fd)
+        continue
+      os.ftruncate(fd, 0)
+      os.write(fd, json.dumps({
+          'pid': os.getpid(), 'host': socket.gethostname(),
+          'started': datetime.datetime.now().astimezone().isoformat(timespec='seconds')}).encode())
+      self._fd = fd
+
+  @staticmethod
+  def _holder(fd: int) -> str:
+    try:
+      info = json.loads(os.pread(fd, 4096, 0).decode())
+      return f'pid {info["pid"]} on host {info["host"]}, since {info["started"]}'
+    except (ValueError, KeyError, TypeError):  # it has just taken the lock, not yet written
+      return 'a process that has just started'
+
+  def release(self) -> None:
+    """Removes the file, then releases the lock (see acquire)."""
+    if self._fd is None:
+      return
+    try:
+      self.path.unlink()
+    except FileNotFoundError:
+      pass
+    os.close(self._fd)
+    self._fd = None
+
+  def __enter__(self) -> 'WorkdirLock':
+    self.acquire()
+    return self
+
+  def __exit__(self, *exc) -> None:
+    self.release()
 
 
 def save_config(workdir: pathlib.Path, config: Any) -> None:

@@ -207,6 +207,7 @@ def test_runs_made_before_a_field_existed_resume_at_its_neutral_value(tmp_path):
   old = wd.config_to_dict(config)
   del old['model']['pack'], old['train']['mmd_fake'], old['train']['noise_period']
   (tmp_path / 'config.json').write_text(json.dumps(old))
+  (tmp_path / 'checkpoints' / '1').mkdir(parents=True)  # else any config may replace it
   wd.check_config(tmp_path, config)
   config.model.pack = 2
   with pytest.raises(UserError, match='model.pack: <absent> -> 2'):

@@ -120,13 +120,13 @@ def test_damaged_train_images_file(tmp_path, data_dir, damage):
 
 def test_workdir_with_another_run_is_not_overwritten(tmp_path, data_dir):
   w = tmp_path / 'w'
-  w.mkdir()
+  (w / 'checkpoints' / '20').mkdir(parents=True)  # what the other run's config is protecting
   original = json.dumps({'system': 'mmd_dcgan', 'train': {'eta': 5.0}})
   (w / 'config.json').write_text(original)
   proc = run_main(w, *tiny_flags(), '--config.train.num_steps=2', data_dir=data_dir)
   assert_one_line_error(proc, 'different config', 'new --workdir')
   assert (w / 'config.json').read_text() == original
-  assert sorted(p.name for p in w.iterdir()) == ['config.json']
+  assert sorted(p.name for p in w.iterdir()) == ['checkpoints', 'config.json']
 
 
 @pytest.mark.slow
@@ -140,7 +140,7 @@ def test_non_finite_loss_stops_and_keeps_last_good_checkpoint(tmp_path, data_dir
 
   monkeypatch.setattr(steps, 'gan_step', poisoned_gan_step)
   w = tmp_path / 'w'
-  with pytest.raises(train.NonFiniteLoss, match='at step 6'):
+  with pytest.raises(train.NonFiniteLoss, match=r'at step 6.*last good checkpoint \(step 4\) is kept'):
     train.train(tiny_config(**{'data.dir': str(data_dir), 'train.num_steps': 12}), w)
   assert Checkpointer(w / 'checkpoints').latest_step() == 4
   assert max(read_steps(w)) == 4

@@ -135,6 +135,7 @@ def test_runs_made_before_gen_norm_existed_resume_with_batch_norm(tmp_path):
   old = wd.config_to_dict(config)
   del old['model']['gen_norm']
   (tmp_path / 'config.json').write_text(json.dumps(old))
+  (tmp_path / 'checkpoints' / '1').mkdir(parents=True)  # else any config may replace it
   wd.check_config(tmp_path, config)
   config.model.gen_norm = 'virtual'
   with pytest.raises(UserError, match='model.gen_norm: <absent> -> virtual'):
@@ -146,6 +147,7 @@ def test_old_mlp_runs_resume_with_the_unnormalised_generator(tmp_path):
   old = wd.config_to_dict(config)
   del old['model']['gen_norm']
   (tmp_path / 'config.json').write_text(json.dumps(old))
+  (tmp_path / 'checkpoints' / '1').mkdir(parents=True)  # else any config may replace it
   wd.check_config(tmp_path, config)                    # 'none' is how the MLP trained then
   config.model.gen_norm = 'batch'
   with pytest.raises(UserError, match='model.gen_norm: <absent> -> batch'):
