@@ -13,7 +13,7 @@ from absl import logging
 from jaxgan import evaluate, held_out, parallel, pipeline, steps, sweep, systems
 from jaxgan.data import toy
 from jaxgan import workdir as wd
-from jaxgan.checkpoint import Checkpointer
+from jaxgan.checkpoint import Checkpointer, Failure, warn_failures
 from jaxgan.errors import UserError
 
 
@@ -97,15 +97,35 @@ class _Member:
     self.name, self.config, self.workdir = name, config, workdir
     self.ckpt = None
     self.log = None
+    self.initial = None
+    self.failures = []
 
   def open(self, models: steps.Models, image_shape: tuple) -> Any:
-    """Checks and opens the member's folder; returns its initial or restored state."""
+    """Checks and opens the member's folder; returns its initial state or its newest
+    checkpoint that restores (`settle` then sets the newer, damaged ones aside)."""
     self.workdir.mkdir(parents=True, exist_ok=True)
     wd.check_config(self.workdir, self.config)
-    state = systems.create_state(self.config, models, image_shape)
+    self.initial = systems.create_state(self.config, models, image_shape)
     self.ckpt = Checkpointer(self.workdir / 'checkpoints', self.config.checkpoint.max_to_keep)
-    if self.ckpt.latest_step() is not None:
-      state = self.ckpt.restore(state)
+    state, self.failures = self.ckpt.restore_newest(self.initial)
+    return self.initial if state is None else state
+
+  def settle(self, state: Any, step: int) -> Any:
+    """The member's state at `step`, the step every member restores, with every newer
+    checkpoint moved aside: training writes new ones at those steps."""
+    if int(state.step) != step:
+      if step not in self.ckpt.all_steps():
+        raise UserError(f'the sweep members in {self.workdir.parent} have no checkpoint step in '
+                        f'common (this one lacks step {step}): their checkpoints were not written '
+                        'together; use a new --workdir')
+      state = self.ckpt.restore(self.initial, step)
+    reasons = {f.step: f.reason for f in self.failures}
+    newer = [s for s in self.ckpt.all_steps() if s > step]
+    failures = [Failure(s, reasons.get(s, 'newer than the step every sweep member restores'))
+                for s in reversed(newer)]
+    moved = {s: self.ckpt.set_aside(s) for s in newer}
+    if parallel.is_chief():
+      warn_failures(self.ckpt.directory, failures, step if step else None, moved)
     return state
 
   def start_log(self, start: int) -> None:
@@ -151,12 +171,14 @@ def train(config: Any, workdir: str) -> dict:
   total = config.train.num_steps or config.train.num_epochs * spe
 
   states = [m.open(models, ds.image_shape) for m in members]
-  starts = {int(s.step) for s in states}
-  if len(starts) > 1:
+  restored = [int(s.step) for s in states]
+  if min(restored) == 0 and max(restored) > 0:
     raise UserError(f'the sweep members in {workdir}/sweep are at different steps '
-                    f'({sorted(starts)}): their checkpoints were not written together; '
+                    f'({sorted(set(restored))}): their checkpoints were not written together; '
                     'use a new --workdir')
-  start = starts.pop()
+  # A member whose newest checkpoint is damaged restores an older one; all resume there.
+  start = min(restored)
+  states = [m.settle(s, start) for m, s in zip(members, states)]
   for m in members:
     m.start_log(start)
   if start >= total:
