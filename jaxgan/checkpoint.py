@@ -10,8 +10,10 @@ would otherwise block the new checkpoint it writes at the same step.
 """
 from __future__ import annotations
 
+import gc
 import pathlib
 import shutil
+import sys
 import time
 from typing import Any, NamedTuple, Optional
 
@@ -38,6 +40,34 @@ def one_line(error: BaseException, limit: int = 300) -> str:
   lines = str(error).strip().splitlines()
   text = f'{type(error).__name__}: {lines[0] if lines else ""}'
   return text if len(text) <= limit else text[:limit - 3] + '...'
+
+
+def _is_abandoned_read(unraisable: Any) -> bool:
+  """An error of orbax's reads that a failed restore abandoned, reported as it is collected:
+  orbax turns the cancellation of each pending read coroutine into an Exception
+  (`except BaseException` around the read), and tensorstore's completion callbacks then
+  find the restore's event loop closed. The restore's own error already says what failed."""
+  exc = unraisable.exc_value
+  if isinstance(exc, RuntimeError) and str(exc) == 'Event loop is closed':
+    return True
+  code = getattr(unraisable.object, 'cr_code', None)
+  return code is not None and 'orbax' in code.co_filename
+
+
+def _quiet_abandoned_reads() -> None:
+  """Drops the reports of `_is_abandoned_read` (one a pending array: dozens of tracebacks)
+  for the rest of the process; any other unraisable exception is reported as before."""
+  previous = sys.unraisablehook
+  if getattr(previous, 'jaxgan_quiet', False):
+    gc.collect()
+    return
+
+  def hook(unraisable):
+    if not _is_abandoned_read(unraisable):
+      previous(unraisable)
+  hook.jaxgan_quiet = True
+  sys.unraisablehook = hook
+  gc.collect()  # the abandoned coroutines sit in reference cycles: report them now, here
 
 
 class Checkpointer:
@@ -78,6 +108,7 @@ class Checkpointer:
         return self.restore(target, step), failures
       except Exception as e:  # pylint: disable=broad-except  (any damage: tensorstore, pytree, IO)
         failures.append(Failure(step, one_line(e)))
+        _quiet_abandoned_reads()
     if failures:
       newest = failures[0]
       raise UserError(

@@ -1,8 +1,11 @@
 """The host loop: data, compiled step, logging, sample grids and checkpoints."""
 from __future__ import annotations
 
+import os
 import pathlib
+import signal
 import sys
+import threading
 import time
 from typing import Any
 
@@ -20,6 +23,68 @@ from jaxgan.errors import UserError
 class NonFiniteLoss(UserError):
   """Training produced a non-finite loss; the last good checkpoint is kept."""
   exit_code = 3
+
+
+class Preempted(SystemExit):
+  """SIGTERM or SIGINT stopped training; every member's checkpoint of the stopped step is
+  on disk. A SystemExit with status 128 + the signal number (143 SIGTERM, 130 SIGINT: what
+  a shell reports for a process the signal ended), so it passes the handlers of errors."""
+
+  def __init__(self, signum: int, step: int):
+    self.signum, self.step = signum, step
+    self.message = (f'stopped at step {step} on {signal.Signals(signum).name}; '
+                    'rerun the same command to resume')
+    super().__init__(128 + signum)
+
+  def __str__(self) -> str:
+    return self.message
+
+
+class _StopSignals:
+  """While training: SIGTERM and SIGINT ask the loop to stop after the current compiled
+  call (the handler only records the signal); a second one ends the process at once.
+
+  The previous handlers come back on exit (tests train in-process). Python delivers
+  signals to the main thread only, so elsewhere nothing is installed.
+  """
+  SIGNALS = (signal.SIGTERM, signal.SIGINT)
+
+  def __init__(self):
+    self.signum = 0
+    self._previous = {}
+
+  def __enter__(self) -> '_StopSignals':
+    if threading.current_thread() is threading.main_thread():
+      self._previous = {s: signal.signal(s, self._handle) for s in self.SIGNALS}
+    return self
+
+  def __exit__(self, *exc) -> None:
+    for s, handler in self._previous.items():
+      signal.signal(s, handler)
+
+  def _handle(self, signum: int, frame: Any) -> None:  # pylint: disable=unused-argument
+    if self.signum:
+      os.write(2, f'second {signal.Signals(signum).name}: exiting at once, without a '
+                  'checkpoint of the current step\n'.encode())
+      os._exit(128 + signum)  # pylint: disable=protected-access
+    self.signum = signum
+
+  def agreed(self, log_now: bool) -> int:
+    """The signal to stop on now, 0 to go on; every process gets the same answer.
+
+    One process: as soon as a signal came. Several: orbax's save is collective, so all
+    must stop at the same step, though a signal may reach only some of them; they agree
+    (the largest signal number of any process) at log lines only, the steps where every
+    process already stops, which keeps the collective off the other calls. So there a
+    signal stops training at the next log line, up to log_every_steps steps later, which a
+    scheduler's grace period must cover.
+    """
+    if jax.process_count() == 1:
+      return self.signum
+    if not log_now:
+      return 0
+    from jax.experimental import multihost_utils  # pylint: disable=g-import-not-at-top
+    return int(np.max(multihost_utils.process_allgather(np.int32(self.signum))))
 
 
 def _progress(total: int, initial: int):
@@ -148,7 +213,15 @@ def train(config: Any, workdir: str) -> dict:
   (jaxgan/sweep.py), or the solo run alone: the same loop either way. The step runs
   data parallel over config.parallel.num_devices devices (0: all). Returns the last
   metrics record written (of the last member).
+
+  SIGTERM or SIGINT stops it after the current compiled call with a checkpoint of that
+  step: it raises Preempted (exit status 128 + the signal number) after printing one line.
   """
+  with _StopSignals() as stop:
+    return _train(config, workdir, stop)
+
+
+def _train(config: Any, workdir: str, stop: '_StopSignals') -> dict:
   workdir = pathlib.Path(workdir)
   systems.validate(config)
   mesh = parallel.make_mesh(config.parallel.num_devices)
@@ -170,15 +243,21 @@ def train(config: Any, workdir: str) -> dict:
   spe = batchers[0].steps_per_epoch
   total = config.train.num_steps or config.train.num_epochs * spe
 
-  states = [m.open(models, ds.image_shape) for m in members]
-  restored = [int(s.step) for s in states]
-  if min(restored) == 0 and max(restored) > 0:
-    raise UserError(f'the sweep members in {workdir}/sweep are at different steps '
-                    f'({sorted(set(restored))}): their checkpoints were not written together; '
-                    'use a new --workdir')
-  # A member whose newest checkpoint is damaged restores an older one; all resume there.
-  start = min(restored)
-  states = [m.settle(s, start) for m, s in zip(members, states)]
+  try:
+    states = [m.open(models, ds.image_shape) for m in members]
+    restored = [int(s.step) for s in states]
+    if min(restored) == 0 and max(restored) > 0:
+      raise UserError(f'the sweep members in {workdir}/sweep are at different steps '
+                      f'({sorted(set(restored))}): their checkpoints were not written together; '
+                      'use a new --workdir')
+    # A member whose newest checkpoint is damaged restores an older one; all resume there.
+    start = min(restored)
+    states = [m.settle(s, start) for m, s in zip(members, states)]
+  except Exception:
+    for m in members:  # an in-process caller goes on: release the opened managers' threads
+      if m.ckpt is not None:
+        m.ckpt.close()
+    raise
   for m in members:
     m.start_log(start)
   if start >= total:
@@ -201,7 +280,7 @@ def train(config: Any, workdir: str) -> dict:
   interval, record = _Interval(start), {}
   names = [m.name for m in members]
   k, every = step_fn.steps_per_call, config.log_every_steps
-  step = start
+  step, stopped = start, 0
   try:
     while step < total:
       # A call runs k steps, or one where fewer than k remain before the next log line,
@@ -247,11 +326,34 @@ def train(config: Any, workdir: str) -> dict:
           m.ckpt.save(done, member_states[i])
       if log_now:
         interval = _Interval(done)  # img/s excludes the logging, sampling and saving above
+      stopped = stop.agreed(log_now) if done < total else 0
+      if stopped:
+        # Nothing trained is lost: the steps since the last log line become a record
+        # (MetricsLog keeps it on resume: its step is the checkpoint's), and every member
+        # saves this step, mid-epoch or not.
+        if interval.metrics:
+          for m, rec in zip(members, interval.summarise(config.data.batch_size, names)):
+            record = {'step': done, 'epoch': round(done / spe, 4), **rec,
+                      'stopped': signal.Signals(stopped).name}
+            if interval.first_step == start:
+              record['compile_included'] = True
+            if m.log is not None:
+              m.log.write(record)
+        if not end_of_epoch:
+          host_state = parallel.to_host(state)
+          for i, m in enumerate(members):
+            m.ckpt.save(done, sweep.unstack(host_state, i))
+        break
   finally:
     if bar is not None:
       bar.close()
     for m in members:
-      m.close()
+      m.close()  # waits for the checkpoints to be on disk
+  if stopped:
+    preempted = Preempted(stopped, step)
+    if parallel.is_chief():  # SystemExit prints nothing: this line is the run's last word
+      print(preempted.message, file=sys.stderr, flush=True)
+    raise preempted
   if parallel.is_chief():
     sweep.write_summary(config, workdir, step_fn.members)
   logging.info('done: step %d, checkpoint and samples in %s', total, workdir)
