@@ -18,10 +18,12 @@ from tests.conftest import REPO, tiny_config, tiny_flags
 from tests.test_train import read_steps, run_main
 
 SHAPE = (28, 28, 1)
+# The per-epoch collapse monitor (eval.*: no part of training) would double each run's time.
+FAST = {'eval.monitor': False}
 
 
 def _data(data_dir):
-  return {'data.dir': str(data_dir)}
+  return {**FAST, 'data.dir': str(data_dir)}
 
 
 def _state(workdir, config, step=None):
@@ -49,7 +51,7 @@ def trained(tmp_path_factory):
   if not path or not os.path.isdir(os.path.join(path, 'mnist')):
     pytest.skip('needs real MNIST: set JAXGAN_DATA_DIR to a folder holding mnist/')
   w = tmp_path_factory.mktemp('reliability') / 'run'
-  train.train(tiny_config(**{'data.dir': path, 'train.num_steps': 12}), w)
+  train.train(tiny_config(**FAST, **{'data.dir': path, 'train.num_steps': 12}), w)
   return w
 
 
@@ -63,7 +65,7 @@ def copy_of(trained, tmp_path):
 @pytest.mark.slow
 def test_truncated_latest_checkpoint_training_falls_back_and_sets_it_aside(trained, copy_of, data_dir):
   _damage(copy_of, 12, 'truncate')
-  proc = run_main(copy_of, *tiny_flags(), '--config.train.num_steps=12', data_dir=data_dir)
+  proc = run_main(copy_of, *tiny_flags(**FAST), '--config.train.num_steps=12', data_dir=data_dir)
   assert proc.returncode == 0, proc.stderr[-3000:]
   assert 'Traceback' not in proc.stderr
   warned = [l for l in proc.stderr.splitlines() if 'does not restore' in l]
@@ -100,7 +102,7 @@ def test_missing_metadata_falls_back_in_every_mode(trained, copy_of, data_dir, c
 def test_all_checkpoints_damaged_is_one_line_exit_2(copy_of, data_dir):
   for step, how in ((4, 'truncate'), (8, 'metadata'), (12, 'truncate')):
     _damage(copy_of, step, how)
-  proc = run_main(copy_of, *tiny_flags(), '--config.train.num_steps=12', '--mode=sample',
+  proc = run_main(copy_of, *tiny_flags(**FAST), '--config.train.num_steps=12', '--mode=sample',
                   data_dir=data_dir)
   assert proc.returncode == 2, proc.stderr[-3000:]
   assert 'Traceback' not in proc.stderr
@@ -146,7 +148,7 @@ def signal_main(workdir, sig, *flags):
 ], ids=['SIGTERM', 'SIGINT'])
 def test_signal_stops_with_a_checkpoint_and_resumes_exactly(trained, tmp_path, data_dir, sig,
                                                             flags, stop, logged):
-  fields = {**flags, 'data.dir': str(data_dir), 'train.num_steps': 12}
+  fields = {**FAST, **flags, 'data.dir': str(data_dir), 'train.num_steps': 12}
   w = tmp_path / 'run'
   rc, err = signal_main(w, sig, *tiny_flags(**fields))
   assert rc == 128 + sig, err[-3000:]
