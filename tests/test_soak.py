@@ -43,15 +43,18 @@ def _start(workdir, log):
 def _run(workdir, log_path, sig=None, delay=None, after_start=False):
   """Runs main.py; with `sig`, sends it `delay` seconds after the process starts (or after
   it logs that training starts). Returns (returncode, stderr, seconds to the training
-  line or None, total seconds)."""
+  line, seconds to the first step's line, total seconds); None where never logged."""
   with open(log_path, 'w') as log:
     t0 = time.monotonic()
     proc = _start(workdir, log)
-    started = None
+    started = first_step = None
     try:
       while proc.poll() is None:
-        if started is None and '] training ' in log_path.read_text():
+        text = log_path.read_text() if started is None or first_step is None else ''
+        if started is None and '] training ' in text:
           started = time.monotonic() - t0
+        if first_step is None and '] step ' in text:
+          first_step = time.monotonic() - t0
         ref = started if after_start else 0.0
         if sig is not None and ref is not None and time.monotonic() - t0 >= ref + delay:
           proc.send_signal(sig)
@@ -61,7 +64,7 @@ def _run(workdir, log_path, sig=None, delay=None, after_start=False):
       if proc.poll() is None:
         proc.kill()
       proc.wait()
-  return proc.returncode, log_path.read_text(), started, time.monotonic() - t0
+  return proc.returncode, log_path.read_text(), started, first_step, time.monotonic() - t0
 
 
 def _final(workdir):
@@ -80,30 +83,34 @@ def _steps(workdir):
 
 
 def test_killed_and_stopped_runs_end_like_an_uninterrupted_one(tmp_path, data_dir):
-  rc, err, startup, total = _run(tmp_path / 'straight', tmp_path / 'straight.log')
+  rc, err, startup, first_step, total = _run(tmp_path / 'straight', tmp_path / 'straight.log')
   assert rc == 0, err[-3000:]
-  training = total - startup
+  compile_s, steps_s = first_step - startup, total - first_step
   rng = random.Random(17)
   w, history = tmp_path / 'soak', []
   for i in range(KILLS):
-    # Anywhere from start-up (imports, restore) into the first 1/25 of the training time:
-    # inside a save, a metrics write, a restore, or a compile.
-    delay = rng.uniform(0.3 * startup, startup + training / 25)
-    rc, err, _, _ = _run(w, tmp_path / f'kill{i}.log', signal.SIGKILL, delay)
+    # A quarter in start-up (imports, data, restore), the rest from halfway through the
+    # first compile to 1/15 of the steps' time past it: in a compile, a step, a save, a
+    # metrics write.
+    in_startup = i % 4 == 0
+    delay = (rng.uniform(0.3, 1.0) * startup if in_startup
+             else rng.uniform(0.5 * compile_s, compile_s + steps_s / 15))
+    rc, err, *_ = _run(w, tmp_path / f'kill{i}.log', signal.SIGKILL, delay,
+                       after_start=not in_startup)
     assert rc in (-signal.SIGKILL, 0), (i, rc, err[-3000:])
-    history.append(('KILL', round(delay, 2), rc, max(_steps(w), default=0)))
+    history.append(('KILL' + ' at start-up' * in_startup, round(delay, 2), rc, max(_steps(w), default=0)))
   for i in range(STOPS):
-    delay = rng.uniform(0.0, training / 10)
-    rc, err, _, _ = _run(w, tmp_path / f'term{i}.log', signal.SIGTERM, delay, after_start=True)
+    delay = rng.uniform(0.5 * compile_s, compile_s + steps_s / 8)
+    rc, err, *_ = _run(w, tmp_path / f'term{i}.log', signal.SIGTERM, delay, after_start=True)
     assert rc in (128 + signal.SIGTERM, 0), (i, rc, err[-3000:])
     assert 'Traceback' not in err, err[-3000:]
     if rc:
       assert err.strip().splitlines()[-1].startswith('stopped at step '), err[-3000:]
     history.append(('TERM', round(delay, 2), rc, max(_steps(w), default=0)))
-  rc, err, _, _ = _run(w, tmp_path / 'last.log')
+  rc, err, *_ = _run(w, tmp_path / 'last.log')
   assert rc == 0, err[-3000:]
-  print(f'start-up {startup:.1f} s, training {training:.1f} s; (signal, delay s, rc, last '
-        f'record): {history}')
+  print(f'start-up {startup:.1f} s, first compile {compile_s:.1f} s, steps {steps_s:.1f} s; '
+        f'(signal, delay s, rc, last record): {history}')
   assert _steps(w) == list(range(1, STEPS + 1)) == _steps(tmp_path / 'straight')
   chex.assert_trees_all_equal(_final(w), _final(tmp_path / 'straight'))
   assert int(_final(w).step) == STEPS
