@@ -3,7 +3,13 @@ r"""jaxgan: train and sample GANs.
   python main.py --config=configs/mmd_dcgan.py --workdir=runs/mmd [--config.train.eta=5]
 
 Bad input (a mistyped config override, missing or corrupt data, a workdir holding a
-different run) ends with a one-line message on stderr and exit status 2.
+different run, a workdir none of whose checkpoints restores) ends with a one-line
+message on stderr and exit status 2.
+
+SIGTERM or SIGINT stops training after the current compiled call with a checkpoint of
+that step, prints `stopped at step N on SIGTERM; rerun the same command to resume` and
+exits with status 128 + the signal number: 143 (SIGTERM), 130 (SIGINT). A second signal
+exits at once with that status. Exit status 3: a non-finite loss stopped training.
 """
 import sys
 

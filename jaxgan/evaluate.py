@@ -215,7 +215,7 @@ class CollapseMonitor:
 def restore_run(config: Any, workdir: pathlib.Path, free: tuple[str, ...] = ()):
   """(models, state, dataset) of the last checkpoint of the run in `workdir`; `free` as
   in workdir.check_config."""
-  from jaxgan.checkpoint import Checkpointer  # pylint: disable=g-import-not-at-top
+  from jaxgan.checkpoint import Checkpointer, warn_failures  # pylint: disable=g-import-not-at-top
   ckpt_dir = workdir / 'checkpoints'
   if not (workdir / 'config.json').exists() or not ckpt_dir.exists():
     raise UserError(f'{workdir} holds no trained run; train first with --mode=train')
@@ -224,9 +224,12 @@ def restore_run(config: Any, workdir: pathlib.Path, free: tuple[str, ...] = ()):
   models = systems.build_models(config, ds.image_shape, ds.num_classes)
   ckpt = Checkpointer(ckpt_dir, config.checkpoint.max_to_keep)
   try:
-    if ckpt.latest_step() is None:
+    # A damaged newest checkpoint is reported and skipped, not moved: this mode only reads
+    # (the next --mode=train moves it aside).
+    state, failures = ckpt.restore_newest(systems.create_state(config, models, ds.image_shape))
+    if state is None:
       raise UserError(f'{ckpt_dir} holds no complete checkpoint; train first with --mode=train')
-    state = ckpt.restore(systems.create_state(config, models, ds.image_shape))
+    warn_failures(ckpt_dir, failures, int(state.step))
   finally:
     ckpt.close()
   return models, state, ds

@@ -3,7 +3,9 @@ from __future__ import annotations
 
 import os
 import pathlib
+import signal
 import sys
+import threading
 import time
 from typing import Any
 
@@ -14,7 +16,7 @@ from absl import logging
 from jaxgan import board, evaluate, held_out, parallel, pipeline, steps, sweep, systems
 from jaxgan.data import toy
 from jaxgan import workdir as wd
-from jaxgan.checkpoint import Checkpointer
+from jaxgan.checkpoint import Checkpointer, Failure, warn_failures
 from jaxgan.errors import UserError
 
 
@@ -22,6 +24,68 @@ class NonFiniteLoss(UserError):
   """Training produced a non-finite loss and stopped; train() says what checkpoint, if
   any, is left to resume from."""
   exit_code = 3
+
+
+class Preempted(SystemExit):
+  """SIGTERM or SIGINT stopped training; every member's checkpoint of the stopped step is
+  on disk. A SystemExit with status 128 + the signal number (143 SIGTERM, 130 SIGINT: what
+  a shell reports for a process the signal ended), so it passes the handlers of errors."""
+
+  def __init__(self, signum: int, step: int):
+    self.signum, self.step = signum, step
+    self.message = (f'stopped at step {step} on {signal.Signals(signum).name}; '
+                    'rerun the same command to resume')
+    super().__init__(128 + signum)
+
+  def __str__(self) -> str:
+    return self.message
+
+
+class _StopSignals:
+  """While training: SIGTERM and SIGINT ask the loop to stop after the current compiled
+  call (the handler only records the signal); a second one ends the process at once.
+
+  The previous handlers come back on exit (tests train in-process). Python delivers
+  signals to the main thread only, so elsewhere nothing is installed.
+  """
+  SIGNALS = (signal.SIGTERM, signal.SIGINT)
+
+  def __init__(self):
+    self.signum = 0
+    self._previous = {}
+
+  def __enter__(self) -> '_StopSignals':
+    if threading.current_thread() is threading.main_thread():
+      self._previous = {s: signal.signal(s, self._handle) for s in self.SIGNALS}
+    return self
+
+  def __exit__(self, *exc) -> None:
+    for s, handler in self._previous.items():
+      signal.signal(s, handler)
+
+  def _handle(self, signum: int, frame: Any) -> None:  # pylint: disable=unused-argument
+    if self.signum:
+      os.write(2, f'second {signal.Signals(signum).name}: exiting at once, without a '
+                  'checkpoint of the current step\n'.encode())
+      os._exit(128 + signum)  # pylint: disable=protected-access
+    self.signum = signum
+
+  def agreed(self, log_now: bool) -> int:
+    """The signal to stop on now, 0 to go on; every process gets the same answer.
+
+    One process: as soon as a signal came. Several: orbax's save is collective, so all
+    must stop at the same step, though a signal may reach only some of them; they agree
+    (the largest signal number of any process) at log lines only, the steps where every
+    process already stops, which keeps the collective off the other calls. So there a
+    signal stops training at the next log line, up to log_every_steps steps later, which a
+    scheduler's grace period must cover.
+    """
+    if jax.process_count() == 1:
+      return self.signum
+    if not log_now:
+      return 0
+    from jax.experimental import multihost_utils  # pylint: disable=g-import-not-at-top
+    return int(np.max(multihost_utils.process_allgather(np.int32(self.signum))))
 
 
 def _progress(total: int, initial: int):
@@ -101,15 +165,35 @@ class _Member:
     self.ckpt = None
     self.log = None
     self.board = None
+    self.initial = None
+    self.failures = []
 
   def open(self, models: steps.Models, image_shape: tuple) -> Any:
-    """Checks and opens the member's folder; returns its initial or restored state."""
+    """Checks and opens the member's folder; returns its initial state or its newest
+    checkpoint that restores (`settle` then sets the newer, damaged ones aside)."""
     self.workdir.mkdir(parents=True, exist_ok=True)
     wd.check_config(self.workdir, self.config)
-    state = systems.create_state(self.config, models, image_shape)
+    self.initial = systems.create_state(self.config, models, image_shape)
     self.ckpt = Checkpointer(self.workdir / 'checkpoints', self.config.checkpoint.max_to_keep)
-    if self.ckpt.latest_step() is not None:
-      state = self.ckpt.restore(state)
+    state, self.failures = self.ckpt.restore_newest(self.initial)
+    return self.initial if state is None else state
+
+  def settle(self, state: Any, step: int) -> Any:
+    """The member's state at `step`, the step every member restores, with every newer
+    checkpoint moved aside: training writes new ones at those steps."""
+    if int(state.step) != step:
+      if step not in self.ckpt.all_steps():
+        raise UserError(f'the sweep members in {self.workdir.parent} have no checkpoint step in '
+                        f'common (this one lacks step {step}): their checkpoints were not written '
+                        'together; use a new --workdir')
+      state = self.ckpt.restore(self.initial, step)
+    reasons = {f.step: f.reason for f in self.failures}
+    newer = [s for s in self.ckpt.all_steps() if s > step]
+    failures = [Failure(s, reasons.get(s, 'newer than the step every sweep member restores'))
+                for s in reversed(newer)]
+    moved = {s: self.ckpt.set_aside(s) for s in newer}
+    if parallel.is_chief():
+      warn_failures(self.ckpt.directory, failures, step if step else None, moved)
     return state
 
   def start_log(self, start: int, board_dir: pathlib.Path) -> None:
@@ -150,13 +234,17 @@ def train(config: Any, workdir: str) -> dict:
   It holds W's lock (workdir.WorkdirLock; a sweep's members live under W) while it
   trains, so a second training run in W is refused; for a W that does not exist yet,
   from when it is created, so that bad input refused before then leaves no folder.
+
+  SIGTERM or SIGINT stops it after the current compiled call with a checkpoint of that
+  step: it raises Preempted (exit status 128 + the signal number) after printing one line.
   """
   workdir = pathlib.Path(workdir)
   lock = wd.WorkdirLock(workdir, jax.process_index())
   try:
     if workdir.is_dir():
       lock.acquire()  # before the data is loaded: a busy W is refused at once
-    return _train(config, workdir, lock)
+    with _StopSignals() as stop:
+      return _train(config, workdir, lock, stop)
   except NonFiniteLoss as e:
     raise NonFiniteLoss(f'{e}; {_checkpoint_note(config, workdir)}') from None
   finally:
@@ -175,8 +263,8 @@ def _checkpoint_note(config: Any, workdir: pathlib.Path) -> str:
           'be reused)')
 
 
-def _train(config: Any, workdir: pathlib.Path, lock: wd.WorkdirLock) -> dict:
-  """train()'s work; it takes `lock` once W exists."""
+def _train(config: Any, workdir: pathlib.Path, lock: wd.WorkdirLock, stop: '_StopSignals') -> dict:
+  """train()'s work; it takes `lock` once W exists, and ends early when `stop` is set."""
   workdir = pathlib.Path(workdir)
   systems.validate(config)
   mesh = parallel.make_mesh(config.parallel.num_devices)
@@ -199,13 +287,21 @@ def _train(config: Any, workdir: pathlib.Path, lock: wd.WorkdirLock) -> dict:
   spe = batchers[0].steps_per_epoch
   total = config.train.num_steps or config.train.num_epochs * spe
 
-  states = [m.open(models, ds.image_shape) for m in members]
-  starts = {int(s.step) for s in states}
-  if len(starts) > 1:
-    raise UserError(f'the sweep members in {workdir}/sweep are at different steps '
-                    f'({sorted(starts)}): their checkpoints were not written together; '
-                    'use a new --workdir')
-  start = starts.pop()
+  try:
+    states = [m.open(models, ds.image_shape) for m in members]
+    restored = [int(s.step) for s in states]
+    if min(restored) == 0 and max(restored) > 0:
+      raise UserError(f'the sweep members in {workdir}/sweep are at different steps '
+                      f'({sorted(set(restored))}): their checkpoints were not written together; '
+                      'use a new --workdir')
+    # A member whose newest checkpoint is damaged restores an older one; all resume there.
+    start = min(restored)
+    states = [m.settle(s, start) for m, s in zip(members, states)]
+  except Exception:
+    for m in members:  # an in-process caller goes on: release the opened managers' threads
+      if m.ckpt is not None:
+        m.ckpt.close()
+    raise
   # TensorBoard overlays a sweep's members as runs of W/tensorboard/.
   for m in members:
     m.start_log(start, workdir / 'tensorboard' / (m.name if len(members) > 1 else ''))
@@ -229,7 +325,7 @@ def _train(config: Any, workdir: pathlib.Path, lock: wd.WorkdirLock) -> dict:
   interval, record = _Interval(start), {}
   names = [m.name for m in members]
   k, every = step_fn.steps_per_call, config.log_every_steps
-  step = start
+  step, stopped = start, 0
   try:
     while step < total:
       # A call runs k steps, or one where fewer than k remain before the next log line,
@@ -274,11 +370,33 @@ def _train(config: Any, workdir: pathlib.Path, lock: wd.WorkdirLock) -> dict:
           m.ckpt.save(done, member_states[i])
       if log_now:
         interval = _Interval(done)  # img/s excludes the logging, sampling and saving above
+      stopped = stop.agreed(log_now) if done < total else 0
+      if stopped:
+        # Nothing trained is lost: the steps since the last log line become a record
+        # (MetricsLog keeps it on resume: its step is the checkpoint's), and every member
+        # saves this step, mid-epoch or not.
+        if interval.metrics:
+          for m, rec in zip(members, interval.summarise(config.data.batch_size, names)):
+            record = {'step': done, 'epoch': round(done / spe, 4), **rec,
+                      'stopped': signal.Signals(stopped).name}
+            if interval.first_step == start:
+              record['compile_included'] = True
+            m.write(record)
+        if not end_of_epoch:
+          host_state = parallel.to_host(state)
+          for i, m in enumerate(members):
+            m.ckpt.save(done, sweep.unstack(host_state, i))
+        break
   finally:
     if bar is not None:
       bar.close()
     for m in members:
-      m.close()
+      m.close()  # waits for the checkpoints to be on disk
+  if stopped:
+    preempted = Preempted(stopped, step)
+    if parallel.is_chief():  # SystemExit prints nothing: this line is the run's last word
+      print(preempted.message, file=sys.stderr, flush=True)
+    raise preempted
   if parallel.is_chief():
     sweep.write_summary(config, workdir, step_fn.members)
   logging.info('done: step %d, checkpoint and samples in %s', total, workdir)
