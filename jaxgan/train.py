@@ -334,6 +334,11 @@ def _train(config: Any, workdir: pathlib.Path, lock: wd.WorkdirLock, stop: '_Sto
       chunk = step_fn.put_chunk([[b.get(s) for b in batchers] for s in range(step, step + n)])
       state, metrics = step_fn.run(state, chunk)
       interval.metrics.append(metrics)
+      # JAX dispatches asynchronously: unchecked, the loop runs ahead to the next log
+      # line's host sync, and a stop signal would land only there. Two calls in flight
+      # keep the device as busy and bound that to this call.
+      if len(interval.metrics) > 1:
+        jax.block_until_ready(interval.metrics[-2])
       if bar is not None:
         bar.update(n)
       done = step = step + n

@@ -54,17 +54,18 @@ def _shape(config) -> tuple:
   return SHAPES[config.data.name]
 
 
-def params_after_steps(name: str) -> dict[str, np.ndarray]:
-  """{'gen/...' or 'disc/...': array} after STEPS steps of the tiny config."""
+def params_after_steps(name: str, steps: int = STEPS) -> dict[str, np.ndarray]:
+  """{'gen/...' or 'disc/...': array} after `steps` steps of the tiny config (0: its
+  initial parameters)."""
   config = tiny_config(name)
   shape = _shape(config)
   conditional = systems.is_conditional(config)
   models = systems.build_models(config, shape, 10 if conditional else None)
   state = systems.create_state(config, models, shape)
-  step = solo_step(config, models)
+  step = solo_step(config, models) if steps else None
   rng = np.random.default_rng(0)
   n = config.train.n_disc
-  for _ in range(STEPS):
+  for _ in range(steps):
     if len(shape) == 1:   # 2-D points
       images = rng.normal(size=(n, BATCH) + shape).astype(np.float32)
     else:
