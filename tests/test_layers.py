@@ -11,7 +11,7 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
-from jaxgan.nets import conv_forms, conv_ops, layers
+from jaxgan.nets import conv_forms, conv_ops, layers, norm_ops
 from jaxgan.nets.dcgan28 import Discriminator28, Generator28
 
 TOL = 1e-10
@@ -225,3 +225,90 @@ def test_batchnorm_matches_flax_and_tracks_unbiased_variance():
     _assert_close(ours_eval.apply(variables, x), ref_eval.apply(variables, x))
 
 
+
+
+def _bn_reference(x, scale, bias, num_groups, eps):
+  """Grouped batch norm as written in the textbook, float64: per group of consecutive
+  examples, the mean and the (two-pass) biased variance per channel."""
+  c = x.shape[-1]
+  xs = x.reshape(num_groups, -1, c)
+  mean = xs.mean(1, keepdims=True)
+  var = jnp.square(xs - mean).mean(1, keepdims=True)
+  y = (xs - mean) / jnp.sqrt(var + eps) * scale + bias
+  return y.reshape(x.shape), mean[:, 0], var[:, 0]
+
+
+@pytest.mark.parametrize('shape,num_groups', [((6, 3, 4, 5), 1), ((6, 3, 4, 5), 2), ((8, 5), 1)])
+def test_batch_norm_vjp_equals_reference(shape, num_groups):
+  """norm_ops.batch_norm_train: (y, mean, var) and the gradients of all three (their
+  cotangents random) w.r.t. x, scale and bias, against autodiff of the float64 formula."""
+  rng = np.random.default_rng(11 + num_groups + len(shape))
+  with jax.enable_x64(True):
+    x = 2.0 + 3.0 * _rand(rng, *shape)
+    scale, bias = _rand(rng, shape[-1]), _rand(rng, shape[-1])
+    cot = (_rand(rng, *shape), _rand(rng, num_groups, shape[-1]), _rand(rng, num_groups, shape[-1]))
+
+    @jax.jit
+    def run(x, scale, bias):
+      out = []
+      for f in (lambda *a: norm_ops.batch_norm_train(*a, num_groups, 1e-5),
+                lambda *a: _bn_reference(*a, num_groups, 1e-5)):
+        y, vjp = jax.vjp(f, x, scale, bias)
+        out.append((y, vjp(cot)))
+      return out
+    got, want = run(x, scale, bias)
+    _assert_close(got, want)
+
+
+def test_batch_norm_vjp_bfloat16_input():
+  """bfloat16 x: statistics in float32, y float32 (layers.BatchNorm casts), dx bfloat16;
+  within bfloat16 rounding of the float64 reference on the same values."""
+  rng = np.random.default_rng(12)
+  x16 = jnp.asarray(1.0 + 2.0 * rng.standard_normal((8, 3, 3, 4)), jnp.bfloat16)
+  scale = jnp.asarray(rng.standard_normal(4), jnp.float32)
+  bias = jnp.asarray(rng.standard_normal(4), jnp.float32)
+  dy = jnp.asarray(rng.standard_normal(x16.shape), jnp.float32)
+  zeros = jnp.zeros((2, 4), jnp.float32)
+  @jax.jit
+  def run(x16, scale, bias):
+    y, vjp = jax.vjp(lambda *a: norm_ops.batch_norm_train(*a, 2, 1e-5), x16, scale, bias)
+    return y, vjp((dy, zeros, zeros))
+  y, grads = run(x16, scale, bias)
+  assert y[0].dtype == jnp.float32 and grads[0].dtype == jnp.bfloat16
+  with jax.enable_x64(True):
+    as64 = lambda a: jnp.asarray(np.asarray(a, np.float64))
+    cot = tuple(map(as64, (dy, zeros, zeros)))
+
+    @jax.jit
+    def ref(x, scale, bias):
+      y, vjp = jax.vjp(lambda *a: _bn_reference(*a, 2, 1e-5), x, scale, bias)
+      return y, vjp(cot)
+    y_ref, grads_ref = ref(as64(x16.astype(jnp.float32)), as64(scale), as64(bias))
+  for a, b, tol in [(y[0], y_ref[0], 1e-5), (grads[0], grads_ref[0], 2e-2),
+                    (grads[1], grads_ref[1], 1e-4), (grads[2], grads_ref[2], 1e-4)]:
+    b = np.asarray(b)
+    np.testing.assert_allclose(np.asarray(a, np.float64), b, rtol=0, atol=tol * np.abs(b).max())
+
+
+@pytest.mark.parametrize('num_groups', [1, 2])
+def test_batchnorm_impls_agree(num_groups):
+  """BatchNorm(impl='vjp') == impl='autodiff': output, running statistics and the
+  gradients w.r.t. x and the parameters (float64)."""
+  rng = np.random.default_rng(13)
+  with jax.enable_x64(True):
+    x = 1.0 + _rand(rng, 6, 3, 4, 5)
+    cot = _rand(rng, 6, 3, 4, 5)
+    variables = {'params': {'scale': _rand(rng, 5), 'bias': _rand(rng, 5)},
+                 'batch_stats': {'mean': _rand(rng, 5), 'var': 1.0 + jnp.abs(_rand(rng, 5))}}
+
+    @jax.jit
+    def run(params, x):
+      out = []
+      for impl in ('autodiff', 'vjp'):
+        bn = layers.BatchNorm(num_groups=num_groups, impl=impl)
+        f = lambda p, x, bn=bn: _bn_apply(bn, {**variables, 'params': p}, x)
+        (y, stats), vjp = jax.vjp(f, params, x)
+        out.append((y, stats, vjp((cot, jax.tree.map(jnp.zeros_like, stats)))))
+      return out
+    want, got = run(variables['params'], x)
+    _assert_close(got, want)
