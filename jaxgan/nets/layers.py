@@ -68,8 +68,10 @@ class UpConv(nn.Module):
     strides: s.
     use_bias: add a bias.
     impl: 'subpixel' (default: the exact sub-pixel decomposition of conv_forms'
-      docstring, run as `conv_ops.conv_transpose(..., conv_impl)`) or 'transpose'
-      (lax.conv_transpose and its autodiff, kept for comparison and benchmarks).
+      docstring, run as `conv_ops.conv_transpose(..., conv_impl)`), 'phases' (the
+      same decomposition as one convolution per output phase with no cropped outputs,
+      conv_forms.phase_conv_transpose) or 'transpose' (lax.conv_transpose and its
+      autodiff, kept for comparison and benchmarks).
     conv_impl: 'auto', 'xla', 'matmul' or 'hybrid': how the sub-pixel form runs (see
       `conv_transpose`); ignored by impl='transpose'.
   """
@@ -91,13 +93,14 @@ class UpConv(nn.Module):
                         self.param_dtype)
     dtype = self.dtype or x.dtype
     x = x.astype(dtype)
-    if self.impl == 'subpixel':
-      y = conv_ops.conv_transpose(x, kernel.astype(dtype), self.strides, self.conv_impl)
+    if self.impl in conv_ops.UPCONV_FORMS:
+      y = conv_ops.conv_transpose(x, kernel.astype(dtype), self.strides, self.conv_impl,
+                                  form=self.impl)
     elif self.impl == 'transpose':
       y = jax.lax.conv_transpose(x, kernel.astype(dtype), (self.strides, self.strides),
                                  'SAME', dimension_numbers=('NHWC', 'HWIO', 'NHWC'))
     else:
-      raise ValueError(f"UpConv.impl must be 'subpixel' or 'transpose', got {self.impl!r}")
+      raise ValueError(f"UpConv.impl must be 'subpixel', 'phases' or 'transpose', got {self.impl!r}")
     if self.use_bias:
       bias = self.param('bias', self.bias_init, (self.features,), self.param_dtype)
       y = y + bias.astype(dtype)
