@@ -117,8 +117,8 @@ def test_upconv_equals_flax_conv_transpose(kernel, stride, size):
 def test_phases_upconv_equals_flax_conv_transpose(kernel, size):
   """UpConv(impl='phases') == nn.ConvTranspose(..., padding='SAME'), stride 2: values
   and all gradients, per conv_impl. (4, 7): the MNIST generator's 7x7 input (7 x 8
-  here), where the sub-pixel form crops 8x8 phase outputs; 3 -> 4 channels takes
-  phase_weight_grad, 8 -> 1 the col2im weight gradient."""
+  here), where the sub-pixel form crops 8x8 phase outputs; in 'hybrid' 3 -> 4 channels
+  take the sub-pixel weight gradient, 8 -> 1 the col2im one."""
   rng = np.random.default_rng(20 + kernel)
   with jax.enable_x64(True):
     for c_in, c_out in ((3, 4), (8, 1)):

@@ -378,26 +378,3 @@ def phase_conv_transpose(x: jax.Array, kernel: jax.Array, stride: int, precision
     rows.append(row)
   return interleave_phases(rows)
 
-
-def phase_weight_grad(x: jax.Array, g: jax.Array, kernel_shape: Sequence[int], stride: int,
-                      precision: Any = None) -> jax.Array:
-  """d<phase_conv_transpose(x, kernel, s), g>/dkernel with no cropped outputs: phase
-  (a, b)'s kernel gradient is im2col_ab(x)^T @ g[:, a::s, b::s] over its H x W pixels,
-  all phases as one batched matmul, then folded back onto the [K, K, C_in, C_out] kernel."""
-  k, _, c_in, c_out = kernel_shape
-  num_taps = phase_taps(k, stride)[0]
-  pads = phase_pads(k, stride)
-  n, h, w, _ = x.shape
-  # g by phase, materialised on its own (as du in conv_ops.subpixel_weight_grad, whose
-  # transposing fusion into the matmul ran ~5x slower).
-  gp = jnp.transpose(g.reshape(n, h, stride, w, stride, c_out), (2, 4, 0, 1, 3, 5))
-  gp = jax.lax.optimization_barrier(gp.reshape(stride * stride, n * h * w, c_out))
-  cols = jnp.stack([im2col(x, (num_taps, num_taps), (1, 1), (pads[a], pads[b]))
-                    for a in range(stride) for b in range(stride)])
-  cols = cols.reshape(stride * stride, n * h * w, num_taps * num_taps * c_in)
-  dkp = dot(cols, gp.astype(cols.dtype), (((1,), (1,)), ((0,), (0,))), precision)
-  dkp = dkp.reshape(stride, stride, num_taps, num_taps, c_in, c_out)
-  dkp = jnp.transpose(dkp, (2, 3, 4, 0, 1, 5))                 # [T, T, C_in, s, s, C_out]
-  to_phases = lambda kern: phase_kernels(kern, stride)
-  dk, = jax.linear_transpose(to_phases, jax.ShapeDtypeStruct(tuple(kernel_shape), g.dtype))(dkp)
-  return dk
