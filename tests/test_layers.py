@@ -260,26 +260,31 @@ def _bn_reference(x, scale, bias, num_groups, eps):
   return y.reshape(x.shape), mean[:, 0], var[:, 0]
 
 
-@pytest.mark.parametrize('shape,num_groups', [((6, 3, 4, 5), 1), ((6, 3, 4, 5), 2), ((8, 5), 1)])
-def test_batch_norm_vjp_equals_reference(shape, num_groups):
+def test_batch_norm_vjp_equals_reference():
   """norm_ops.batch_norm_train: (y, mean, var) and the gradients of all three (their
-  cotangents random) w.r.t. x, scale and bias, against autodiff of the float64 formula."""
-  rng = np.random.default_rng(11 + num_groups + len(shape))
+  cotangents random) w.r.t. x, scale and bias, against autodiff of the float64 formula;
+  one and two groups, and a [N, C] input."""
+  rng = np.random.default_rng(11)
   with jax.enable_x64(True):
-    x = 2.0 + 3.0 * _rand(rng, *shape)
-    scale, bias = _rand(rng, shape[-1]), _rand(rng, shape[-1])
-    cot = (_rand(rng, *shape), _rand(rng, num_groups, shape[-1]), _rand(rng, num_groups, shape[-1]))
+    cases = []
+    for shape, num_groups in (((6, 3, 4, 5), 1), ((6, 3, 4, 5), 2), ((8, 5), 1)):
+      args = (2.0 + 3.0 * _rand(rng, *shape), _rand(rng, shape[-1]), _rand(rng, shape[-1]))
+      cot = (_rand(rng, *shape), _rand(rng, num_groups, shape[-1]),
+             _rand(rng, num_groups, shape[-1]))
+      cases.append((num_groups, args, cot))
 
     @jax.jit
-    def run(x, scale, bias):
+    def run(arrays):
       out = []
-      for f in (lambda *a: norm_ops.batch_norm_train(*a, num_groups, 1e-5),
-                lambda *a: _bn_reference(*a, num_groups, 1e-5)):
-        y, vjp = jax.vjp(f, x, scale, bias)
-        out.append((y, vjp(cot)))
+      for (num_groups, _, _), (args, cot) in zip(cases, arrays):
+        for f in (lambda *a: norm_ops.batch_norm_train(*a, num_groups, 1e-5),
+                  lambda *a: _bn_reference(*a, num_groups, 1e-5)):
+          y, vjp = jax.vjp(f, *args)
+          out.append((y, vjp(cot)))
       return out
-    got, want = run(x, scale, bias)
-    _assert_close(got, want)
+    out = run([(args, cot) for _, args, cot in cases])
+    for got, want in zip(out[::2], out[1::2]):
+      _assert_close(got, want)
 
 
 def test_batch_norm_vjp_bfloat16_input():
@@ -312,8 +317,7 @@ def test_batch_norm_vjp_bfloat16_input():
     np.testing.assert_allclose(np.asarray(a, np.float64), b, rtol=0, atol=tol * np.abs(b).max())
 
 
-@pytest.mark.parametrize('num_groups', [1, 2])
-def test_batchnorm_impls_agree(num_groups):
+def test_batchnorm_impls_agree(num_groups=2):
   """BatchNorm(impl='vjp') == impl='autodiff': output, running statistics and the
   gradients w.r.t. x and the parameters (float64)."""
   rng = np.random.default_rng(13)
@@ -334,3 +338,27 @@ def test_batchnorm_impls_agree(num_groups):
       return out
     want, got = run(variables['params'], x)
     _assert_close(got, want)
+
+
+# (nets.dcgan builds its norms with dcgan28's helpers, as Generator28 does.)
+@pytest.mark.parametrize('name,shape', [('dcgan28', (28, 28, 1)), ('acgan', (16, 16, 1))])
+def test_bn_impl_reaches_every_batchnorm(name, shape):
+  """model.bn_impl='vjp' puts norm_ops.batch_norm_train in every training-mode
+  BatchNorm of G and D (traced only), 'autodiff' in none."""
+  from configs import default  # pylint: disable=g-import-not-at-top
+  from jaxgan import nets  # pylint: disable=g-import-not-at-top
+  counts = {}
+  for impl in ('autodiff', 'vjp'):
+    m = default.get_config().model
+    m.update(name=name, bn_impl=impl, gen_width=16, disc_width=8,
+             num_classes=10 if name == 'acgan' else 0, disc_width_mult=0.25)
+    gen, disc = nets.build_networks(m, shape, m.num_classes or None)
+    z, x = jnp.zeros((4, 100)), jnp.zeros((4,) + shape)
+    g_args = (z, jnp.zeros((4,), jnp.int32)) if name == 'acgan' else (z,)
+    run = lambda gv, dv: (gen.apply(gv, *g_args, mutable=['batch_stats']),
+                          disc.apply(dv, x, num_groups=2, mutable=['batch_stats']))
+    variables = jax.eval_shape(lambda: (gen.init(jax.random.key(0), *g_args),
+                                        disc.init(jax.random.key(1), x)))
+    counts[impl] = str(jax.make_jaxpr(run)(*variables)).count('batch_norm_train')
+  # G: dcgan28 2, acgan 3 BatchNorms; D: dcgan28 1, acgan 4.
+  assert counts == {'autodiff': 0, 'vjp': {'dcgan28': 3, 'acgan': 7}[name]}

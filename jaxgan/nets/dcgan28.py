@@ -11,8 +11,9 @@ epsilon 1e-5 and momentum 0.1 (flax momentum 0.9), as in bench/torch_reference.p
 
 `conv_impl` (model.conv_impl: 'auto' | 'xla' | 'matmul' | 'matmul_autodiff' | 'hybrid',
 see conv_ops.conv2d) picks how every convolution runs; 'auto' avoids XLA's convolution
-gradients on CPU, where they are slow.
-It changes neither the parameters nor the function.
+gradients on CPU, where they are slow. `bn_impl` (model.bn_impl: 'autodiff' | 'vjp',
+layers.BatchNorm.impl) picks how every BatchNorm is differentiated.
+Neither changes the parameters or the function.
 
 `dtype` (config.model.compute_dtype: None = float32, or bfloat16) is the compute dtype
 of every layer; parameters, BatchNorm statistics and the outputs stay float32.
