@@ -70,7 +70,8 @@ class UpConv(nn.Module):
     impl: 'subpixel' (default: the exact sub-pixel decomposition of conv_forms'
       docstring, run as `conv_ops.conv_transpose(..., conv_impl)`), 'phases' (the
       same decomposition as one convolution per output phase with no cropped outputs,
-      conv_forms.phase_conv_transpose) or 'transpose' (lax.conv_transpose and its
+      conv_forms.phase_conv_transpose; the steps ran no faster with it,
+      docs/performance.md) or 'transpose' (lax.conv_transpose and its
       autodiff, kept for comparison and benchmarks).
     conv_impl: 'auto', 'xla', 'matmul' or 'hybrid': how the sub-pixel form runs (see
       `conv_transpose`); ignored by impl='transpose'.
@@ -167,7 +168,9 @@ class BatchNorm(nn.Module):
 
   `impl` (config.model.bn_impl) says how training mode is differentiated: 'autodiff'
   (JAX's autodiff of the formula) or 'vjp' (norm_ops.batch_norm_train, the textbook
-  backward written out); the same function either way.
+  backward written out); the same function either way. 'autodiff' is the default: 'vjp'
+  ran the layers alone 1.9-5.7x faster but the training steps no faster
+  (docs/performance.md, "What was tried").
   """
   use_running_average: bool = False
   momentum: float = 0.9

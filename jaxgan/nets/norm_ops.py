@@ -64,10 +64,6 @@ def _forward(x, scale, bias, num_groups, epsilon):
   return out, (x, mean, inv, scale)
 
 
-def _fwd(x, scale, bias, num_groups, epsilon):
-  return _forward(x, scale, bias, num_groups, epsilon)
-
-
 def _bwd(num_groups, epsilon, res, cts):
   del epsilon  # inv holds it
   x, mean, inv, scale = res
@@ -87,4 +83,4 @@ def _bwd(num_groups, epsilon, res, cts):
   return dx, per_channel(dscale).astype(scale.dtype), per_channel(dbias).astype(scale.dtype)
 
 
-batch_norm_train.defvjp(_fwd, _bwd)
+batch_norm_train.defvjp(_forward, _bwd)
