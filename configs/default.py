@@ -31,8 +31,9 @@ def get_config() -> ml_collections.ConfigDict:
       pack=1,                      # > 1: D judges packs of this many samples (PacGAN)
       gen_norm='batch',            # G's normalisation: batch | virtual (VBN, S9) | none (nets.GEN_NORMS)
       disc_norm='batch',           # dcgan28, dcgan: batch | layer | none (layer for gradient penalties)
-      upconv_impl='subpixel',      # dcgan28, dcgan, acgan: subpixel | transpose (same function)
+      upconv_impl='subpixel',      # dcgan28, dcgan, acgan: subpixel | phases (no cropped outputs) | transpose (same function)
       conv_impl='auto',            # dcgan28, dcgan: auto | xla | matmul | matmul_autodiff | hybrid (nets/conv_ops.py)
+      bn_impl='autodiff',          # dcgan28, dcgan, acgan: BatchNorm's gradient, autodiff | vjp (hand-written; nets/norm_ops.py)
       feature_dim=20,              # dcgan28: D's penultimate width ("latent dimension" of seed 000)
       gen_width=256,               # dcgan28: G 7x7xgen_width -> 14x14x(gen_width/2); acgan: G's first width
       disc_width=64,               # dcgan28: D 14x14xdisc_width -> 7x7x(2 disc_width)

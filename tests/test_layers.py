@@ -11,7 +11,7 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
-from jaxgan.nets import conv_forms, conv_ops, layers
+from jaxgan.nets import conv_forms, conv_ops, layers, norm_ops
 from jaxgan.nets.dcgan28 import Discriminator28, Generator28
 
 TOL = 1e-10
@@ -111,6 +111,28 @@ def test_upconv_equals_flax_conv_transpose(kernel, stride, size):
       assert want[0].shape == cot.shape
       for g in got:
         _assert_close(g, want)
+
+
+@pytest.mark.parametrize('kernel,size', [(4, 7), (5, 4)])
+def test_phases_upconv_equals_flax_conv_transpose(kernel, size):
+  """UpConv(impl='phases') == nn.ConvTranspose(..., padding='SAME'), stride 2: values
+  and all gradients, per conv_impl. (4, 7): the MNIST generator's 7x7 input (7 x 8
+  here), where the sub-pixel form crops 8x8 phase outputs. (A few-output layer keeps
+  the sub-pixel form, tested above.)"""
+  rng = np.random.default_rng(20 + kernel)
+  with jax.enable_x64(True):
+    x = _rand(rng, 2, size, size + 1, 3)
+    params = {'kernel': _rand(rng, kernel, kernel, 3, 4), 'bias': _rand(rng, 4)}
+    cot = _rand(rng, 2, 2 * size, 2 * (size + 1), 4)
+    ref = nn.ConvTranspose(4, (kernel, kernel), (2, 2), padding='SAME')
+    # 'hybrid' (the CPU default) everywhere; the other two on the MNIST geometry only.
+    conv_impls = ('xla', 'matmul', 'hybrid') if kernel == 4 else ('hybrid',)
+    ours = [layers.UpConv(4, kernel, 2, impl='phases', conv_impl=c) for c in conv_impls]
+    jaxpr = jax.make_jaxpr(lambda x, k: conv_ops.conv_transpose(x, k, 2, 'hybrid', form='phases'))
+    assert str(jaxpr(x, params['kernel'])).count('conv_general_dilated') == 4  # one per phase
+    want, *got = _values_and_grads([ref] + ours, params, x, cot)
+    for g in got:
+      _assert_close(g, want)
 
 
 def test_overlap_add_conv_transpose_equals_lax():
@@ -225,3 +247,118 @@ def test_batchnorm_matches_flax_and_tracks_unbiased_variance():
     _assert_close(ours_eval.apply(variables, x), ref_eval.apply(variables, x))
 
 
+
+
+def _bn_reference(x, scale, bias, num_groups, eps):
+  """Grouped batch norm as written in the textbook, float64: per group of consecutive
+  examples, the mean and the (two-pass) biased variance per channel."""
+  c = x.shape[-1]
+  xs = x.reshape(num_groups, -1, c)
+  mean = xs.mean(1, keepdims=True)
+  var = jnp.square(xs - mean).mean(1, keepdims=True)
+  y = (xs - mean) / jnp.sqrt(var + eps) * scale + bias
+  return y.reshape(x.shape), mean[:, 0], var[:, 0]
+
+
+def test_batch_norm_vjp_equals_reference():
+  """norm_ops.batch_norm_train: (y, mean, var) and the gradients of all three (their
+  cotangents random) w.r.t. x, scale and bias, against autodiff of the float64 formula;
+  one and two groups, and a [N, C] input."""
+  rng = np.random.default_rng(11)
+  with jax.enable_x64(True):
+    cases = []
+    for shape, num_groups in (((6, 3, 4, 5), 1), ((6, 3, 4, 5), 2), ((8, 5), 1)):
+      args = (2.0 + 3.0 * _rand(rng, *shape), _rand(rng, shape[-1]), _rand(rng, shape[-1]))
+      cot = (_rand(rng, *shape), _rand(rng, num_groups, shape[-1]),
+             _rand(rng, num_groups, shape[-1]))
+      cases.append((num_groups, args, cot))
+
+    @jax.jit
+    def run(arrays):
+      out = []
+      for (num_groups, _, _), (args, cot) in zip(cases, arrays):
+        for f in (lambda *a: norm_ops.batch_norm_train(*a, num_groups, 1e-5),
+                  lambda *a: _bn_reference(*a, num_groups, 1e-5)):
+          y, vjp = jax.vjp(f, *args)
+          out.append((y, vjp(cot)))
+      return out
+    out = run([(args, cot) for _, args, cot in cases])
+    for got, want in zip(out[::2], out[1::2]):
+      _assert_close(got, want)
+
+
+def test_batch_norm_vjp_bfloat16_input():
+  """bfloat16 x: statistics in float32, y float32 (layers.BatchNorm casts), dx bfloat16;
+  within bfloat16 rounding of the float64 reference on the same values."""
+  rng = np.random.default_rng(12)
+  x16 = jnp.asarray(1.0 + 2.0 * rng.standard_normal((8, 3, 3, 4)), jnp.bfloat16)
+  scale = jnp.asarray(rng.standard_normal(4), jnp.float32)
+  bias = jnp.asarray(rng.standard_normal(4), jnp.float32)
+  dy = jnp.asarray(rng.standard_normal(x16.shape), jnp.float32)
+  zeros = jnp.zeros((2, 4), jnp.float32)
+  @jax.jit
+  def run(x16, scale, bias):
+    y, vjp = jax.vjp(lambda *a: norm_ops.batch_norm_train(*a, 2, 1e-5), x16, scale, bias)
+    return y, vjp((dy, zeros, zeros))
+  y, grads = run(x16, scale, bias)
+  assert y[0].dtype == jnp.float32 and grads[0].dtype == jnp.bfloat16
+  with jax.enable_x64(True):
+    as64 = lambda a: jnp.asarray(np.asarray(a, np.float64))
+    cot = tuple(map(as64, (dy, zeros, zeros)))
+
+    @jax.jit
+    def ref(x, scale, bias):
+      y, vjp = jax.vjp(lambda *a: _bn_reference(*a, 2, 1e-5), x, scale, bias)
+      return y, vjp(cot)
+    y_ref, grads_ref = ref(as64(x16.astype(jnp.float32)), as64(scale), as64(bias))
+  for a, b, tol in [(y[0], y_ref[0], 1e-5), (grads[0], grads_ref[0], 2e-2),
+                    (grads[1], grads_ref[1], 1e-4), (grads[2], grads_ref[2], 1e-4)]:
+    b = np.asarray(b)
+    np.testing.assert_allclose(np.asarray(a, np.float64), b, rtol=0, atol=tol * np.abs(b).max())
+
+
+def test_batchnorm_impls_agree(num_groups=2):
+  """BatchNorm(impl='vjp') == impl='autodiff': output, running statistics and the
+  gradients w.r.t. x and the parameters (float64)."""
+  rng = np.random.default_rng(13)
+  with jax.enable_x64(True):
+    x = 1.0 + _rand(rng, 6, 3, 4, 5)
+    cot = _rand(rng, 6, 3, 4, 5)
+    variables = {'params': {'scale': _rand(rng, 5), 'bias': _rand(rng, 5)},
+                 'batch_stats': {'mean': _rand(rng, 5), 'var': 1.0 + jnp.abs(_rand(rng, 5))}}
+
+    @jax.jit
+    def run(params, x):
+      out = []
+      for impl in ('autodiff', 'vjp'):
+        bn = layers.BatchNorm(num_groups=num_groups, impl=impl)
+        f = lambda p, x, bn=bn: _bn_apply(bn, {**variables, 'params': p}, x)
+        (y, stats), vjp = jax.vjp(f, params, x)
+        out.append((y, stats, vjp((cot, jax.tree.map(jnp.zeros_like, stats)))))
+      return out
+    want, got = run(variables['params'], x)
+    _assert_close(got, want)
+
+
+# (nets.dcgan builds its norms with dcgan28's helpers, as Generator28 does.)
+@pytest.mark.parametrize('name,shape', [('dcgan28', (28, 28, 1)), ('acgan', (16, 16, 1))])
+def test_bn_impl_reaches_every_batchnorm(name, shape):
+  """model.bn_impl='vjp' puts norm_ops.batch_norm_train in every training-mode
+  BatchNorm of G and D (traced only), 'autodiff' in none."""
+  from configs import default  # pylint: disable=g-import-not-at-top
+  from jaxgan import nets  # pylint: disable=g-import-not-at-top
+  counts = {}
+  for impl in ('autodiff', 'vjp'):
+    m = default.get_config().model
+    m.update(name=name, bn_impl=impl, gen_width=16, disc_width=8,
+             num_classes=10 if name == 'acgan' else 0, disc_width_mult=0.25)
+    gen, disc = nets.build_networks(m, shape, m.num_classes or None)
+    z, x = jnp.zeros((4, 100)), jnp.zeros((4,) + shape)
+    g_args = (z, jnp.zeros((4,), jnp.int32)) if name == 'acgan' else (z,)
+    run = lambda gv, dv: (gen.apply(gv, *g_args, mutable=['batch_stats']),
+                          disc.apply(dv, x, num_groups=2, mutable=['batch_stats']))
+    variables = jax.eval_shape(lambda: (gen.init(jax.random.key(0), *g_args),
+                                        disc.init(jax.random.key(1), x)))
+    counts[impl] = str(jax.make_jaxpr(run)(*variables)).count('batch_norm_train')
+  # G: dcgan28 2, acgan 3 BatchNorms; D: dcgan28 1, acgan 4.
+  assert counts == {'autodiff': 0, 'vjp': {'dcgan28': 3, 'acgan': 7}[name]}

@@ -30,9 +30,9 @@ def _dcgan28(m, shape, num_classes, dtype):
   _need(shape, lambda s: len(s) == 3 and s[:2] == (28, 28), '28x28 images', 'dcgan28')
   conv_impl = m.conv_impl
   return (Generator28(channels=shape[2], base_width=m.gen_width, upconv_impl=m.upconv_impl,
-                      conv_impl=conv_impl, norm=gen_norm_of(m), dtype=dtype),
+                      conv_impl=conv_impl, norm=gen_norm_of(m), bn_impl=m.bn_impl, dtype=dtype),
           Discriminator28(feature_dim=m.feature_dim, width=m.disc_width, conv_impl=conv_impl,
-                          norm=m.disc_norm, dtype=dtype))
+                          norm=m.disc_norm, bn_impl=m.bn_impl, dtype=dtype))
 
 
 def _dcgan(m, shape, num_classes, dtype):
@@ -41,9 +41,10 @@ def _dcgan(m, shape, num_classes, dtype):
   conv_impl = m.conv_impl
   return (dcgan.DCGANGenerator(image_size=shape[0], channels=shape[2], ngf=m.ngf,
                                kernel_size=m.kernel_size, upconv_impl=m.upconv_impl,
-                               conv_impl=conv_impl, norm=gen_norm_of(m), dtype=dtype),
+                               conv_impl=conv_impl, norm=gen_norm_of(m), bn_impl=m.bn_impl,
+                               dtype=dtype),
           dcgan.DCGANDiscriminator(ndf=m.ndf, kernel_size=m.kernel_size, norm=m.disc_norm,
-                                   conv_impl=conv_impl, dtype=dtype))
+                                   conv_impl=conv_impl, bn_impl=m.bn_impl, dtype=dtype))
 
 
 def _acgan(m, shape, num_classes, dtype):
@@ -55,12 +56,12 @@ def _acgan(m, shape, num_classes, dtype):
                                      channels=shape[2], width=m.gen_width,
                                      upconv_impl=m.upconv_impl, norm=gen_norm_of(m),
                                      leaky_slope=m.leaky_slope, norm_first=m.norm_first,
-                                     dtype=dtype),
+                                     bn_impl=m.bn_impl, dtype=dtype),
           acgan.AuxClassifierDiscriminator(num_classes=m.num_classes, width_mult=m.disc_width_mult,
                                            minibatch_kernels=m.minibatch_kernels,
                                            minibatch_dim=m.minibatch_dim,
                                            leaky_slope=m.leaky_slope, norm_first=m.norm_first,
-                                           dtype=dtype))
+                                           bn_impl=m.bn_impl, dtype=dtype))
 
 
 def _mlp_maxout(m, shape, num_classes, dtype):

@@ -67,7 +67,8 @@ class ConditionalGenerator(layers.ConvGenerator):
       x = layers.UpConv(self.width // div, 5, 2, use_bias=not self.norm_first,
                         impl=self.upconv_impl, conv_impl=self.conv_impl, kernel_init=init,
                         dtype=self.dtype)(x)
-      x = norm_act(x, gen_norm(self.norm, train, self.dtype), self.leaky_slope, self.norm_first)
+      x = norm_act(x, gen_norm(self.norm, train, self.dtype, self.bn_impl), self.leaky_slope,
+                   self.norm_first)
     x = layers.UpConv(self.channels, 5, 2, impl=self.upconv_impl, conv_impl=self.conv_impl,
                       kernel_init=init, dtype=self.dtype)(x)
     # float32 images whatever the compute dtype.
@@ -88,6 +89,7 @@ class AuxClassifierDiscriminator(nn.Module):
   conv_impl: str = 'auto'
   leaky_slope: float = 0.2
   norm_first: bool = True     # as in ConditionalGenerator
+  bn_impl: str = 'autodiff'   # layers.BatchNorm.impl
   dtype: Any = None
 
   @nn.compact
@@ -97,7 +99,7 @@ class AuxClassifierDiscriminator(nn.Module):
       x = layers.Conv(max(1, int(filters * self.width_mult)), kernel, stride, padding='SAME',
                       use_bias=not (use_bn and self.norm_first), conv_impl=self.conv_impl,
                       kernel_init=init, dtype=self.dtype)(x)
-      norm = batch_norm(train, self.dtype, num_groups) if use_bn else None
+      norm = batch_norm(train, self.dtype, num_groups, self.bn_impl) if use_bn else None
       x = norm_act(x, norm, self.leaky_slope, self.norm_first)
     # The convolutions run in the compute dtype; from the features on everything is
     # float32 (the minibatch layer sums exponentials, the heads feed the losses), and

@@ -43,7 +43,8 @@ import jax
 import jax.numpy as jnp
 
 from jaxgan.nets.conv_forms import (Padding, conv_padding, dot, im2col, matmul_conv_plain,
-                                    overlap_add_conv_transpose, pair, patches, phase_taps,
+                                    overlap_add_conv_transpose, pair, patches,
+                                    phase_conv_transpose, phase_taps,
                                     phases_to_space, same_pad_a, subpixel_kernel,
                                     subpixel_padding, xla_conv)
 
@@ -214,14 +215,20 @@ def subpixel_weight_grad(x: jax.Array, g: jax.Array, kernel_shape: Sequence[int]
   return dk
 
 
+def _few_outputs(kernel_shape: Sequence[int], stride: int) -> bool:
+  """Whether the col2im form materialises less than the sub-pixel im2col (K*K*C_out
+  against T*T*C_in values per input pixel): the last, few-channel layer."""
+  k, _, c_in, c_out = kernel_shape
+  num_taps = phase_taps(k, stride)[0]
+  return k * k * c_out < num_taps * num_taps * c_in
+
+
 def _matmul_conv_transpose(x: jax.Array, kernel: jax.Array, stride: int,
                            precision: Any = None) -> jax.Array:
   """The transposed convolution as matmuls: whichever of the two exact forms
   materialises less -- the sub-pixel im2col (T*T*C_in values per input pixel) or the
   col2im products (K*K*C_out per pixel; the last, few-channel layer)."""
-  k, c_in, c_out = kernel.shape[0], kernel.shape[2], kernel.shape[3]
-  num_taps = phase_taps(k, stride)[0]
-  if k * k * c_out < num_taps * num_taps * c_in:
+  if _few_outputs(kernel.shape, stride):
     return overlap_add_conv_transpose(x, kernel, stride, precision)
   return subpixel_conv_transpose(x, kernel, stride, precision, conv_impl='matmul')
 
@@ -261,9 +268,7 @@ def conv_transpose_input_grad(g: jax.Array, kernel: jax.Array, stride: int,
 def _hybrid_conv_transpose_bwd(stride, precision, res, g):
   x, kernel = res
   dx = conv_transpose_input_grad(g, kernel, stride, precision)
-  k, c_in, c_out = kernel.shape[0], kernel.shape[2], kernel.shape[3]
-  num_taps = phase_taps(k, stride)[0]
-  if k * k * c_out < num_taps * num_taps * c_in:  # few outputs: col2im form's gradient
+  if _few_outputs(kernel.shape, stride):  # col2im form's gradient
     dw = jax.vjp(lambda w: overlap_add_conv_transpose(x, w, stride, precision), kernel)[1](g)[0]
   else:
     dw = subpixel_weight_grad(x, g, kernel.shape, stride, precision)
@@ -273,12 +278,43 @@ def _hybrid_conv_transpose_bwd(stride, precision, res, g):
 _hybrid_conv_transpose.defvjp(_hybrid_conv_transpose_fwd, _hybrid_conv_transpose_bwd)
 
 
+@functools.partial(jax.custom_vjp, nondiff_argnums=(2, 3))
+def _phase_hybrid_conv_transpose(x, kernel, stride, precision):
+  """_hybrid_conv_transpose with the forward per output phase
+  (conv_forms.phase_conv_transpose): no cropped outputs. The input gradient is the
+  same strided convolution, and the weight gradient the sub-pixel form's: its 8x8
+  outputs for a 7x7 input are zeros of the cropped du, and the exact per-phase form
+  (im2col of each phase, one batched matmul) ran 1.8x slower than it for the MNIST
+  G's UpConv_0 (398.8 vs 223.6 ms, loaded machine): it materialises s*s*T*T*C_in
+  patch values per input pixel, against T*T*C_in per (H+1)(W+1)/(HW) pixel."""
+  return phase_conv_transpose(x, kernel, stride, precision)
+
+
+def _phase_hybrid_conv_transpose_fwd(x, kernel, stride, precision):
+  return _phase_hybrid_conv_transpose(x, kernel, stride, precision), (x, kernel)
+
+
+def _phase_hybrid_conv_transpose_bwd(stride, precision, res, g):
+  x, kernel = res
+  dx = conv_transpose_input_grad(g, kernel, stride, precision)
+  return dx, subpixel_weight_grad(x, g, kernel.shape, stride, precision).astype(kernel.dtype)
+
+
+_phase_hybrid_conv_transpose.defvjp(_phase_hybrid_conv_transpose_fwd,
+                                    _phase_hybrid_conv_transpose_bwd)
+
+UPCONV_FORMS = ('subpixel', 'phases')
+
+
 def conv_transpose(x: jax.Array, kernel: jax.Array, stride: int, impl: str = 'auto',
-                   precision: Any = None) -> jax.Array:
+                   precision: Any = None, form: str = 'subpixel') -> jax.Array:
   """'SAME' strided transposed convolution, x [N, H, W, C_in] -> [N, sH, sW, C_out].
 
   Equal to `lax.conv_transpose(x, kernel, (s, s), 'SAME')` (flax's ConvTranspose), for
-  every impl:
+  every form and impl. `form` 'subpixel': one stride-1 convolution for all output
+  phases, each phase's window cropped from it (conv_forms' module docstring);
+  'phases': one convolution per phase of exactly its H x W outputs
+  (conv_forms.phase_conv_transpose), except where C_out is small (below). The impls:
     'xla'     the sub-pixel form on XLA's convolution, and its autodiff.
     'matmul'  matmuls only: the sub-pixel im2col, or the col2im form when C_out is small.
     'hybrid'  XLA forward and input gradient, matmul weight gradient (custom VJP).
@@ -293,6 +329,19 @@ def conv_transpose(x: jax.Array, kernel: jax.Array, stride: int, impl: str = 'au
     # taps) took 3.9 s per forward, 90% of the VT-GAN step (benchmarks/profile_step.py
     # --case vtgan); with the matmul form the step runs 5.9x faster (docs/performance.md).
     impl = 'matmul'
+  if form not in UPCONV_FORMS:
+    raise ValueError(f'form must be one of {UPCONV_FORMS}, got {form!r}')
+  # The few-channel last layer keeps the sub-pixel form: per phase its convolutions have
+  # C_out (1 or 3) output channels, which XLA:CPU ran 2.5x slower than the one
+  # convolution to s*s*C_out (MNIST G's UpConv_1 forward, 30.2 vs 12.1 ms, loaded machine).
+  if form == 'phases' and not _few_outputs(kernel.shape, stride):
+    if impl == 'xla':
+      return phase_conv_transpose(x, kernel, stride, precision)
+    if impl == 'hybrid':
+      return _phase_hybrid_conv_transpose(x, kernel, stride, precision)
+    return phase_conv_transpose(
+        x, kernel, stride, precision,
+        conv=lambda x, k, pads: conv2d(x, k, 1, pads, impl, precision))
   if impl == 'xla':
     return subpixel_conv_transpose(x, kernel, stride, precision, conv_impl='xla')
   if impl == 'hybrid':

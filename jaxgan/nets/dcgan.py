@@ -52,12 +52,12 @@ class DCGANGenerator(layers.ConvGenerator):
     x = layers.dense(s * s * 8 * self.ngf, use_bias=False, kernel_init=init, dtype=self.dtype)(z)
     # BN per channel of the s x s map (PyTorch's BatchNorm2d after its 1x1 -> 4x4 ConvTranspose).
     x = x.reshape(z.shape[0], s, s, 8 * self.ngf)
-    x = nn.relu(gen_norm(self.norm, train, self.dtype)(x))
+    x = nn.relu(gen_norm(self.norm, train, self.dtype, self.bn_impl)(x))
     for mult in (4, 2, 1):
       x = layers.UpConv(mult * self.ngf, self.kernel_size, 2, use_bias=False,
                         impl=self.upconv_impl, conv_impl=self.conv_impl, kernel_init=init,
                         dtype=self.dtype)(x)
-      x = nn.relu(gen_norm(self.norm, train, self.dtype)(x))
+      x = nn.relu(gen_norm(self.norm, train, self.dtype, self.bn_impl)(x))
     x = layers.UpConv(self.channels, self.kernel_size, 2, use_bias=False, impl=self.upconv_impl,
                       conv_impl=self.conv_impl, kernel_init=init, dtype=self.dtype)(x)
     # float32 images whatever the compute dtype: the losses and D's input see float32.
@@ -79,7 +79,7 @@ class DCGANDiscriminator(layers.ConvNet):
     for mult in (2, 4, 8):
       x = layers.Conv(mult * self.ndf, k, 2, padding='SAME', use_bias=False,
                       conv_impl=self.conv_impl, kernel_init=init, dtype=self.dtype)(x)
-      x = nn.leaky_relu(normalization(self.norm, train, num_groups, self.dtype)(x), 0.2)
+      x = nn.leaky_relu(normalization(self.norm, train, num_groups, self.dtype, self.bn_impl)(x), 0.2)
     feats = x.reshape(x.shape[0], -1)
     logit = layers.dense(1, use_bias=False, kernel_init=init, dtype=self.dtype)(feats)
     # float32 at the outputs: the losses and MMD^2 (jaxgan/steps.py) then run in float32.

@@ -11,8 +11,9 @@ epsilon 1e-5 and momentum 0.1 (flax momentum 0.9), as in bench/torch_reference.p
 
 `conv_impl` (model.conv_impl: 'auto' | 'xla' | 'matmul' | 'matmul_autodiff' | 'hybrid',
 see conv_ops.conv2d) picks how every convolution runs; 'auto' avoids XLA's convolution
-gradients on CPU, where they are slow.
-It changes neither the parameters nor the function.
+gradients on CPU, where they are slow. `bn_impl` (model.bn_impl: 'autodiff' | 'vjp',
+layers.BatchNorm.impl) picks how every BatchNorm is differentiated.
+Neither changes the parameters or the function.
 
 `dtype` (config.model.compute_dtype: None = float32, or bfloat16) is the compute dtype
 of every layer; parameters, BatchNorm statistics and the outputs stay float32.
@@ -32,17 +33,21 @@ import jax.numpy as jnp
 from jaxgan.nets import layers, tricks
 
 
-def batch_norm(train: bool, dtype: Any = None, num_groups: int = 1) -> layers.BatchNorm:
-  """BatchNorm with DCGAN init and PyTorch's defaults (eps 1e-5, momentum 0.1)."""
+def batch_norm(train: bool, dtype: Any = None, num_groups: int = 1,
+               impl: str = 'autodiff') -> layers.BatchNorm:
+  """BatchNorm with DCGAN init and PyTorch's defaults (eps 1e-5, momentum 0.1); `impl`
+  is config.model.bn_impl (layers.BatchNorm)."""
   return layers.BatchNorm(use_running_average=not train, momentum=0.9, epsilon=1e-5,
-                          num_groups=num_groups, scale_init=layers.bn_scale_init(), dtype=dtype)
+                          num_groups=num_groups, scale_init=layers.bn_scale_init(), dtype=dtype,
+                          impl=impl)
 
 
-def normalization(kind: str, train: bool, num_groups: int = 1, dtype: Any = None):
+def normalization(kind: str, train: bool, num_groups: int = 1, dtype: Any = None,
+                  bn_impl: str = 'autodiff'):
   """D's normalisation: 'batch' (grouped BatchNorm), 'layer' (over (H, W, C) of each
   example: WGAN-GP's critic, Gulrajani et al.) or 'none'."""
   if kind == 'batch':
-    return batch_norm(train, dtype, num_groups)
+    return batch_norm(train, dtype, num_groups, bn_impl)
   if kind == 'layer':
     return nn.LayerNorm(epsilon=1e-5, reduction_axes=(-3, -2, -1), feature_axes=-1, dtype=dtype)
   if kind == 'none':
@@ -50,13 +55,13 @@ def normalization(kind: str, train: bool, num_groups: int = 1, dtype: Any = None
   raise ValueError(f"norm must be 'batch', 'layer' or 'none', got {kind!r}")
 
 
-def gen_norm(kind: str, train: bool, dtype: Any = None):
+def gen_norm(kind: str, train: bool, dtype: Any = None, bn_impl: str = 'autodiff'):
   """G's normalisation (config.model.gen_norm): 'batch' (BatchNorm), 'virtual' (virtual
   batch norm, S9, with the same DCGAN scale init) or 'none'."""
   if kind == 'virtual':
     return tricks.VirtualBatchNorm(scale_init=layers.bn_scale_init(), dtype=dtype)
   if kind == 'batch':
-    return batch_norm(train, dtype)
+    return batch_norm(train, dtype, impl=bn_impl)
   if kind == 'none':
     return lambda x: x
   raise ValueError(f"gen_norm must be 'batch', 'virtual' or 'none', got {kind!r}")
@@ -71,11 +76,11 @@ class Generator28(layers.ConvGenerator):
   def __call__(self, z: jax.Array, train: bool = True) -> jax.Array:
     init = layers.dcgan_init()
     x = layers.dense(7 * 7 * self.base_width, use_bias=False, kernel_init=init, dtype=self.dtype)(z)
-    x = nn.relu(gen_norm(self.norm, train, self.dtype)(x))
+    x = nn.relu(gen_norm(self.norm, train, self.dtype, self.bn_impl)(x))
     x = x.reshape(x.shape[0], 7, 7, self.base_width)
     x = layers.UpConv(self.base_width // 2, 4, 2, use_bias=False, impl=self.upconv_impl,
                       conv_impl=self.conv_impl, kernel_init=init, dtype=self.dtype)(x)
-    x = nn.relu(gen_norm(self.norm, train, self.dtype)(x))
+    x = nn.relu(gen_norm(self.norm, train, self.dtype, self.bn_impl)(x))
     x = layers.UpConv(self.channels, 4, 2, impl=self.upconv_impl, conv_impl=self.conv_impl,
                       kernel_init=init, dtype=self.dtype)(x)
     # float32 images whatever the compute dtype: D's input and the MMD side see float32.
@@ -100,7 +105,7 @@ class Discriminator28(layers.ConvNet):
     x = nn.leaky_relu(x, 0.2)
     x = layers.Conv(2 * self.width, 4, 2, padding='SAME', use_bias=False,
                     conv_impl=self.conv_impl, kernel_init=init, dtype=self.dtype)(x)
-    x = nn.leaky_relu(normalization(self.norm, train, num_groups, self.dtype)(x), 0.2)
+    x = nn.leaky_relu(normalization(self.norm, train, num_groups, self.dtype, self.bn_impl)(x), 0.2)
     x = x.reshape(x.shape[0], -1)
     feats = nn.leaky_relu(layers.dense(self.feature_dim, kernel_init=init, dtype=self.dtype)(x), 0.2)
     logit = layers.dense(1, kernel_init=init, dtype=self.dtype)(feats)

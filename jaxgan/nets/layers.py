@@ -17,7 +17,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from jaxgan.nets import conv_forms, conv_ops
+from jaxgan.nets import conv_forms, conv_ops, norm_ops
 from jaxgan.nets.conv_forms import Padding
 
 def dense(features: int, *, dtype: Any = None, **kwargs: Any) -> nn.Dense:
@@ -68,8 +68,11 @@ class UpConv(nn.Module):
     strides: s.
     use_bias: add a bias.
     impl: 'subpixel' (default: the exact sub-pixel decomposition of conv_forms'
-      docstring, run as `conv_ops.conv_transpose(..., conv_impl)`) or 'transpose'
-      (lax.conv_transpose and its autodiff, kept for comparison and benchmarks).
+      docstring, run as `conv_ops.conv_transpose(..., conv_impl)`), 'phases' (the
+      same decomposition as one convolution per output phase with no cropped outputs,
+      conv_forms.phase_conv_transpose; the steps ran no faster with it,
+      docs/performance.md) or 'transpose' (lax.conv_transpose and its
+      autodiff, kept for comparison and benchmarks).
     conv_impl: 'auto', 'xla', 'matmul' or 'hybrid': how the sub-pixel form runs (see
       `conv_transpose`); ignored by impl='transpose'.
   """
@@ -91,13 +94,14 @@ class UpConv(nn.Module):
                         self.param_dtype)
     dtype = self.dtype or x.dtype
     x = x.astype(dtype)
-    if self.impl == 'subpixel':
-      y = conv_ops.conv_transpose(x, kernel.astype(dtype), self.strides, self.conv_impl)
+    if self.impl in conv_ops.UPCONV_FORMS:
+      y = conv_ops.conv_transpose(x, kernel.astype(dtype), self.strides, self.conv_impl,
+                                  form=self.impl)
     elif self.impl == 'transpose':
       y = jax.lax.conv_transpose(x, kernel.astype(dtype), (self.strides, self.strides),
                                  'SAME', dimension_numbers=('NHWC', 'HWIO', 'NHWC'))
     else:
-      raise ValueError(f"UpConv.impl must be 'subpixel' or 'transpose', got {self.impl!r}")
+      raise ValueError(f"UpConv.impl must be 'subpixel', 'phases' or 'transpose', got {self.impl!r}")
     if self.use_bias:
       bias = self.param('bias', self.bias_init, (self.features,), self.param_dtype)
       y = y + bias.astype(dtype)
@@ -111,10 +115,12 @@ class ConvNet(nn.Module):
     norm: the normalisation after the convolutions (dcgan28.normalization for D,
       dcgan28.gen_norm for G).
     conv_impl: how every convolution runs (conv_ops.CONV_IMPLS).
+    bn_impl: how every BatchNorm is differentiated (BatchNorm.impl, BN_IMPLS).
     dtype: the compute dtype of every layer (None: float32).
   """
   norm: str = 'batch'
   conv_impl: str = 'auto'
+  bn_impl: str = 'autodiff'
   dtype: Any = None
 
 
@@ -146,6 +152,9 @@ def bn_scale_init(stddev: float = 0.02) -> Callable:
   return init
 
 
+BN_IMPLS = ('autodiff', 'vjp')
+
+
 class BatchNorm(nn.Module):
   """BatchNorm over the batch and spatial axes, with separate statistics per batch group.
 
@@ -156,6 +165,12 @@ class BatchNorm(nn.Module):
   the same forward, but its weight gradients become grouped convolutions, which
   XLA:CPU runs ~10x slower.) Running statistics average the groups' statistics.
   Parameter and statistic names match flax.linen.BatchNorm (scale, bias / mean, var).
+
+  `impl` (config.model.bn_impl) says how training mode is differentiated: 'autodiff'
+  (JAX's autodiff of the formula) or 'vjp' (norm_ops.batch_norm_train, the textbook
+  backward written out); the same function either way. 'autodiff' is the default: 'vjp'
+  ran the layers alone 1.9-5.7x faster but the training steps no faster
+  (docs/performance.md, "What was tried").
   """
   use_running_average: bool = False
   momentum: float = 0.9
@@ -164,9 +179,12 @@ class BatchNorm(nn.Module):
   scale_init: Callable = nn.initializers.ones_init()
   bias_init: Callable = nn.initializers.zeros_init()
   dtype: Any = None
+  impl: str = 'autodiff'
 
   @nn.compact
   def __call__(self, x: jax.Array) -> jax.Array:
+    if self.impl not in BN_IMPLS:
+      raise ValueError(f'BatchNorm.impl must be one of {BN_IMPLS}, got {self.impl!r}')
     c = x.shape[-1]
     # Statistics in float32 even for bfloat16 activations (float64 stays float64).
     f32 = jnp.promote_types(x.dtype, jnp.float32)
@@ -174,11 +192,16 @@ class BatchNorm(nn.Module):
     ra_var = self.variable('batch_stats', 'var', lambda: jnp.ones((c,), jnp.float32))
     scale = self.param('scale', self.scale_init, (c,), jnp.float32)
     bias = self.param('bias', self.bias_init, (c,), jnp.float32)
+    g = self.num_groups
+    if self.impl == 'vjp' and not self.use_running_average:
+      y, mean, var = norm_ops.batch_norm_train(x, scale, bias, g, self.epsilon)
+      if not self.is_initializing():
+        self._update_running(ra_mean, ra_var, mean, var, x.size // (g * c))
+      return y.astype(self.dtype or x.dtype)
     if self.use_running_average:
       mean, var = ra_mean.value, ra_var.value
       xg = x.astype(f32)
     else:
-      g = self.num_groups
       if g == 1:
         # No leading group axis of size 1: with one, XLA:CPU's (YNNPACK) reduction
         # fusion of the gradient took a ~30x slower path (the generator's
@@ -192,11 +215,13 @@ class BatchNorm(nn.Module):
       # E[x^2] - E[x]^2 in float32, as flax does (one pass over x).
       var = jnp.maximum(jnp.mean(jnp.square(xg), axis=axes, keepdims=True) - jnp.square(mean), 0.0)
       if not self.is_initializing():
-        flat_mean = mean.reshape(g, c).mean(0)
-        flat_var = var.reshape(g, c).mean(0)
-        n = xg.size // (g * c)
-        unbiased = flat_var * n / max(n - 1, 1)  # PyTorch tracks the unbiased variance
-        ra_mean.value = self.momentum * ra_mean.value + (1 - self.momentum) * flat_mean
-        ra_var.value = self.momentum * ra_var.value + (1 - self.momentum) * unbiased
+        self._update_running(ra_mean, ra_var, mean.reshape(g, c), var.reshape(g, c),
+                             xg.size // (g * c))
     y = (xg - mean) * jax.lax.rsqrt(var + self.epsilon) * scale + bias
     return y.reshape(x.shape).astype(self.dtype or x.dtype)
+
+  def _update_running(self, ra_mean, ra_var, mean: jax.Array, var: jax.Array, n: int) -> None:
+    """Running averages from the groups' statistics mean, var [g, C] (n elements each)."""
+    unbiased = var.mean(0) * n / max(n - 1, 1)  # PyTorch tracks the unbiased variance
+    ra_mean.value = self.momentum * ra_mean.value + (1 - self.momentum) * mean.mean(0)
+    ra_var.value = self.momentum * ra_var.value + (1 - self.momentum) * unbiased
