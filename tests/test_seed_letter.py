@@ -109,7 +109,7 @@ def test_maxout_discriminator_keeps_four_fifths_of_its_input_pixels():
 
 def test_wgan_and_wgan_gp_run_on_seed_003s_5x5_dcgan_chosen_by_flag():
   """--config.model.name picks any network for any config: every config declares
-  every model field."""
+  every model field. (The 5x5 DCGAN's step is pinned by golden's dcgan_5x5 entry.)"""
   default_fields = set(load_config_file(REPO / 'configs' / 'default.py').model.keys())
   for name in ('wgan', 'wgan_gp', 'mmd_dcgan', 'toy2d', 'vanilla_gan', 'acgan'):
     assert set(load_config_file(REPO / 'configs' / f'{name}.py').model.keys()) == default_fields
@@ -123,13 +123,6 @@ def test_wgan_and_wgan_gp_run_on_seed_003s_5x5_dcgan_chosen_by_flag():
       kernels = [v.shape[:2] for p, v in jax.tree_util.tree_leaves_with_path(net.params)
                  if 'kernel' in jax.tree_util.keystr(p) and v.ndim == 4]
       assert kernels and all(k == (5, 5) for k in kernels), kernels
-  # One step of the clipped WGAN (one critic update: the network is the point here).
-  config = _config('wgan', **tiny, **{'train.n_disc': 1})
-  models = systems.build_models(config, (32, 32, 1))
-  state = systems.create_state(config, models, (32, 32, 1))
-  images = np.random.default_rng(0).integers(0, 256, (1, 4, 32, 32, 1), dtype=np.uint8)
-  state, metrics = solo_step(config, models)(state, {'images': jnp.asarray(images)})
-  assert int(state.step) == 1 and np.isfinite(float(metrics['d_loss']))
 
 
 @pytest.mark.parametrize('norm_first', [True, False])

@@ -50,9 +50,11 @@ def _check_run(w, proc, steps=20):
 
 
 @pytest.mark.slow
-# dcgan and vtgan run end to end below (image folder, CIFAR-10 batches); every config's
-# step is also pinned by tests/test_golden.py.
-@pytest.mark.parametrize('name', sorted(set(SMALL) - {'dcgan', 'vtgan'}))
+# dcgan and vtgan run end to end below (image folder, CIFAR-10 batches), and with them
+# the networks of dcgan_5x5 (dcgan's, 5x5 kernels) and acgan (vtgan's, without the
+# minibatch layer); every config's step is also pinned by tests/test_golden.py. (Suite
+# time: these two runs cost ~115 s of CI's ~20-minute budget.)
+@pytest.mark.parametrize('name', sorted(set(SMALL) - {'dcgan', 'vtgan', 'dcgan_5x5', 'acgan'}))
 def test_every_config_runs_20_steps(tmp_path, name, data_dir):
   w = tmp_path / name
   proc = run_main(w, *SMALL[name], '--config.train.num_steps=20', '--config.log_every_steps=10',
