@@ -18,10 +18,11 @@ from jaxgan.config_util import load_config_file, set_field  # pylint: disable=g-
 
 REPO = __import__('pathlib').Path(__file__).resolve().parents[1]
 SMALL_DCGAN28 = {'model.gen_width': 16, 'model.disc_width': 8, 'data.batch_size': 16}
-# Shrunk networks (same code paths as the full configs), global batch 16 = 2 per device.
+# Shrunk networks (same code paths as the full configs), global batch 16 = 2 per device:
+# the MMD term and VT-GAN's minibatch features couple examples across the shards. (WGAN-GP's
+# per-example penalty left this list for CI's time budget: it couples nothing across them.)
 CASES = {
     'mmd_dcgan': ('mmd_dcgan', (28, 28, 1), {**SMALL_DCGAN28, 'model.feature_dim': 4}),
-    'wgan_gp': ('wgan_gp', (28, 28, 1), {**SMALL_DCGAN28, 'train.n_disc': 2}),
     'vtgan': ('vtgan', (32, 32, 3), {'model.gen_width': 32, 'model.disc_width_mult': 0.125,
                                      'data.batch_size': 16}),
 }
