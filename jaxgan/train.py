@@ -137,7 +137,7 @@ def _write_samples(config: Any, workdir: pathlib.Path, samples: np.ndarray, step
   """The per-epoch picture: an image grid, or for 2-D data a scatter plot over the true
   means plus the PacGAN mode statistics (returned, to be logged). `path`: the PNG to
   write, W/samples/step_<step>.png (training's) unless given."""
-  path = path or workdir / 'samples' / f'step_{step:07d}.png'
+  path = path or _grid_path(workdir, step)
   if config.data.name in pipeline.TOY_DATASETS:
     stats = toy.mode_stats(samples, config.data.name)
     wd.plot_points(samples, toy.mixture_means(config.data.name), path,
@@ -149,6 +149,11 @@ def _write_samples(config: Any, workdir: pathlib.Path, samples: np.ndarray, step
             'mode_counts': stats['per_mode_counts'].tolist()}
   wd.save_png(path, wd.image_grid(samples))
   return {}
+
+
+def _grid_path(workdir: pathlib.Path, step: int) -> pathlib.Path:
+  """Where training writes the picture of `step`."""
+  return workdir / 'samples' / f'step_{step:07d}.png'
 
 
 def _sample_count(config: Any) -> int:
@@ -203,14 +208,14 @@ class _Member:
       if self.config.tensorboard:
         self.board = board.Board(board_dir, start)
 
-  def write(self, record: dict) -> None:
-    """One metrics record, to metrics.jsonl and TensorBoard, with the epoch's picture."""
+  def write(self, record: dict, picture: pathlib.Path | None = None) -> None:
+    """One metrics record, to metrics.jsonl and TensorBoard, with the epoch's picture
+    (the PNG just written, at epoch ends)."""
     if self.log is not None:
       self.log.write(record)
     if self.board is not None:
       self.board.record(record)
-      picture = self.workdir / 'samples' / f'step_{record["step"]:07d}.png'
-      if picture.exists():
+      if picture is not None:
         self.board.image('samples', board.read_png(picture), record['step'])
 
   def close(self) -> None:
@@ -265,7 +270,6 @@ def _checkpoint_note(config: Any, workdir: pathlib.Path) -> str:
 
 def _train(config: Any, workdir: pathlib.Path, lock: wd.WorkdirLock, stop: '_StopSignals') -> dict:
   """train()'s work; it takes `lock` once W exists, and ends early when `stop` is set."""
-  workdir = pathlib.Path(workdir)
   systems.validate(config)
   mesh = parallel.make_mesh(config.parallel.num_devices)
   parallel.check_batch(config.data.batch_size, mesh)
@@ -326,6 +330,17 @@ def _train(config: Any, workdir: pathlib.Path, lock: wd.WorkdirLock, stop: '_Sto
   names = [m.name for m in members]
   k, every = step_fn.steps_per_call, config.log_every_steps
   step, stopped = start, 0
+
+  def interval_records(**extra) -> list[dict]:
+    """Each member's record of the steps since the last log line (one host sync)."""
+    records = []
+    for rec in interval.summarise(config.data.batch_size, names):
+      record = {'step': step, 'epoch': round(step / spe, 4), **rec, **extra}
+      if interval.first_step == start:
+        record['compile_included'] = True  # this interval's img/s includes compilation
+      records.append(record)
+    return records
+
   try:
     while step < total:
       # A call runs k steps, or one where fewer than k remain before the next log line,
@@ -348,21 +363,19 @@ def _train(config: Any, workdir: pathlib.Path, lock: wd.WorkdirLock, stop: '_Sto
         host_state = parallel.to_host(state)
         member_states = [sweep.unstack(host_state, i) for i in range(len(members))]
       if log_now:
-        per_member = interval.summarise(config.data.batch_size, names)
-        for i, (m, rec) in enumerate(zip(members, per_member)):
-          record = {'step': done, 'epoch': round(done / spe, 4), **rec}
-          if interval.first_step == start:
-            record['compile_included'] = True  # this interval's img/s includes compilation
+        for i, (m, record) in enumerate(zip(members, interval_records())):
+          picture = None
           if end_of_epoch:
             mstate = member_states[i]
             out = np.asarray(sample_fn(mstate, eval_inputs[i]))
             if parallel.is_chief():
               record.update(_write_samples(m.config, m.workdir, out, done))
+              picture = _grid_path(m.workdir, done)
             if monitor.active:
               record.update(monitor(mstate, sample_fn, m.config))
             if held.active:
               record.update(held(mstate, m.config))
-          m.write(record)
+          m.write(record, picture)
         msg = ' '.join(f'{k}={record[k]:.4g}' for k in
                        ('d_loss', 'g_loss', 'mmd2', 'modes_covered', 'classes_covered',
                         'class_kl_uniform', 'img_s') if k in record)
@@ -381,11 +394,7 @@ def _train(config: Any, workdir: pathlib.Path, lock: wd.WorkdirLock, stop: '_Sto
         # (MetricsLog keeps it on resume: its step is the checkpoint's), and every member
         # saves this step, mid-epoch or not.
         if interval.metrics:
-          for m, rec in zip(members, interval.summarise(config.data.batch_size, names)):
-            record = {'step': done, 'epoch': round(done / spe, 4), **rec,
-                      'stopped': signal.Signals(stopped).name}
-            if interval.first_step == start:
-              record['compile_included'] = True
+          for m, record in zip(members, interval_records(stopped=signal.Signals(stopped).name)):
             m.write(record)
         if not end_of_epoch:
           host_state = parallel.to_host(state)
