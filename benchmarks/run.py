@@ -10,7 +10,8 @@ peers (eager, and torch.compile in the first --compile-rounds rounds) alternatel
 both sides see the same machine state; see step_speed.py for every option. The
 results go to `<out>/<date>-<device>[-<dtype>][-<tag>].json` (default out:
 benchmarks/results/) and the same name with .md holds the markdown table, which is also
-printed; both are rewritten after every case. Cases that are unknown, cannot run here
+printed; both are rewritten after every case. A name an earlier run took gets a -2,
+-3, ... suffix, so no run replaces another's results. Cases that are unknown, cannot run here
 (e.g. a conv_impl override on a net without one) or fail are skipped with the reason,
 in the table's notes and the JSON's "skipped".
 
@@ -89,9 +90,10 @@ def main(argv=None) -> dict[str, Any]:
   import jax  # pylint: disable=g-import-not-at-top  (after XLA_FLAGS are set)
 
   dtype = args.dtype or 'float32'
-  stem = '-'.join(filter(None, [time.strftime('%Y-%m-%d'), step_speed.device_slug(jax),
-                                 'bf16' if dtype == 'bfloat16' else '', args.tag]))
   out = pathlib.Path(args.out)
+  stem = step_speed.unused_stem(out, '-'.join(filter(None, [
+      time.strftime('%Y-%m-%d'), step_speed.device_slug(jax),
+      'bf16' if dtype == 'bfloat16' else '', args.tag])))
   command = 'python benchmarks/run.py ' + ' '.join(argv if argv is not None else sys.argv[1:])
   if args.dry_run:
     for name in names:

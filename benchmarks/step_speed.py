@@ -466,14 +466,26 @@ def print_table(res: dict[str, Any]) -> None:
       print(f"  torch {side}: {res[f'torch_{side}_note']}")
 
 
+def unused_stem(out: str | pathlib.Path, base: str) -> str:
+  """base, or base-2, base-3, ...: the first with neither a .json nor a .md in out, so a
+  report never replaces an earlier one."""
+  stem, n = base, 1
+  while any((pathlib.Path(out) / f'{stem}{ext}').exists() for ext in ('.json', '.md')):
+    n += 1
+    stem = f'{base}-{n}'
+  return stem
+
+
 def publish_report(out: str, slug: str, kind: str, case: str, report: dict[str, Any],
                    md: str) -> None:
   """Prints the markdown table and writes <out>/<date>-<slug>-<kind>-<case>.json (the
-  report) and .md (the table), saying where on stderr; out '' only prints."""
+  report) and .md (the table), saying where on stderr; out '' only prints. A second
+  report of the same day and case gets a -2, -3, ... suffix instead of replacing the
+  first (runs with and without --set are compared side by side)."""
   print(md)
   if not out:
     return
-  stem = pathlib.Path(out) / f'{time.strftime("%Y-%m-%d")}-{slug}-{kind}-{case}'
+  stem = pathlib.Path(out) / unused_stem(out, f'{time.strftime("%Y-%m-%d")}-{slug}-{kind}-{case}')
   stem.parent.mkdir(parents=True, exist_ok=True)
   stem.with_suffix('.json').write_text(json.dumps(report, indent=1) + '\n')
   stem.with_suffix('.md').write_text(md)
