@@ -11,8 +11,11 @@ fusion computes: convolution, matmul, reduction, data movement, element-wise) an
 network layer and direction its `op_name` metadata names (e.g. "G UpConv_0 bwd").
 Each instant of the profiled steps is shared among the ops running at that moment on
 XLA's threads (one op spread over both cores gets all of it, two ops side by side half
-each; moments with no op running are 'idle': dispatch and synchronisation), so the
-per-op ms add up to the wall time.
+each), so the per-op ms add up to the wall time. Some ops run asynchronously: an Eigen
+convolution's traced span is only its hand-off to the thread pool, and its work runs in
+untraced pool tasks until the executor marks it ended ("end: <name>"). A moment with no
+traced op running goes to the ops handed off and not yet marked ended then; with none,
+it is 'idle' (the executor's dispatch and synchronisation).
 
 PyTorch side (cases with a torch_reference.py peer): the reference's eager step
 (torch_variants.make_step, 'default') under `torch.profiler`, ops by self CPU time
@@ -49,6 +52,7 @@ _MOVES = {'copy', 'transpose', 'bitcast', 'pad', 'slice', 'concatenate', 'dynami
           'dynamic-update-slice', 'reshape', 'broadcast', 'parameter', 'tuple',
           'get-tuple-element', 'constant', 'iota', 'gather', 'scatter', 'reverse'}
 IDLE = '(no op running)'
+_END = 'end: '  # the thunk executor's marker where an (asynchronous) op completes
 _RNG = ('threefry', '_normal', '_uniform', 'random_bits', 'rng')
 
 
@@ -84,6 +88,11 @@ class Hlo:
         for n in self.comps.get(c, []):
           out |= self._opcodes(n, depth + 1)
     return out
+
+  def control_flow(self) -> frozenset[str]:
+    """Loops, conditionals and calls: their bodies' instructions are traced one by one."""
+    return frozenset(n for n, (op, _, _) in self.instrs.items()
+                     if op in ('while', 'conditional', 'call'))
 
   def op_name(self, name: str) -> str:
     """The instruction's op_name, else its fusion root's, else any in the fusion."""
@@ -190,42 +199,84 @@ def profile_jax(case: dict[str, Any], steps: int, dtype: str | None,
     if not files:
       raise RuntimeError(f'jax.profiler wrote no trace under {tmp}')
     data = ProfileData.from_file(files[0])
-  events = []
+  spans, end_marks = [], []
   for plane in data.planes:
     for line in plane.lines:
       if not line.name.startswith('tf_XLA'):  # XLA's own threads, not Python's
         continue
-      events += [(ev.start_ns, ev.start_ns + ev.duration_ns, ev.name) for ev in line.events
-                 if ev.name in hlo.instrs]  # skips "end: ..." markers and executor waits
-  per_op = wall_time_per_op(events)
+      for ev in line.events:  # executor waits ("ThunkExecutor::...") are neither
+        if ev.name in hlo.instrs:
+          spans.append((ev.start_ns, ev.start_ns + ev.duration_ns, ev.name))
+        elif ev.name.startswith(_END) and ev.name[len(_END):] in hlo.instrs:
+          end_marks.append((ev.start_ns + ev.duration_ns, ev.name[len(_END):]))
+  per_op = wall_time_per_op(spans, pending_spans(spans, end_marks, hlo.control_flow()))
   return _summary(per_op, wall * 1e3, steps, hlo.classify,
                   extra={'compile_s': round(js.compile_s, 2), 'dtype': js.dtype,
                          'images_per_step': js.images_per_step,
                          'time': 'wall time, shared among the ops running at once'})
 
 
-def wall_time_per_op(events: list[tuple[float, float, str]]) -> dict[str, float]:
+def pending_spans(spans: list[tuple[float, float, str]], end_marks: list[tuple[float, str]],
+                  skip: frozenset[str] = frozenset()) -> list[tuple[float, float, str]]:
+  """(end of its traced span, its "end: <name>" marker, name) for each op run that the
+  executor marks ended later than its span ends.
+
+  XLA:CPU's thunk executor runs some thunks asynchronously: an Eigen convolution's traced
+  span covers only handing the work to the intra-op thread pool (0.1 ms of a ~40 ms
+  convolution); the work runs in untraced pool tasks until the executor records the
+  marker, which can come well after the work is done (the executor was running another
+  thunk). Each run takes the first marker of its name at or after its start and before
+  the name's next start (one instruction's runs do not overlap). Names in `skip` (loops
+  and calls, whose bodies are traced op by op) are left out."""
+  by_name: dict[str, list[tuple[float, float]]] = collections.defaultdict(list)
+  marks: dict[str, list[float]] = collections.defaultdict(list)
+  for start, end, name in spans:
+    if name not in skip:
+      by_name[name].append((start, end))
+  for t, name in end_marks:
+    marks[name].append(t)
+  out = []
+  for name, runs in by_name.items():
+    runs.sort()
+    ends = sorted(marks.get(name, ()))
+    j = 0
+    for i, (start, end) in enumerate(runs):
+      nxt = runs[i + 1][0] if i + 1 < len(runs) else float('inf')
+      while j < len(ends) and ends[j] < start:
+        j += 1
+      if j < len(ends) and ends[j] <= nxt:
+        if ends[j] > end:
+          out.append((end, ends[j], name))
+        j += 1
+  return out
+
+
+def wall_time_per_op(events: list[tuple[float, float, str]],
+                     pending: list[tuple[float, float, str]] = ()) -> dict[str, float]:
   """ms of wall time per op name from (start_ns, end_ns, name) events on several threads.
 
   Each instant of the timeline is shared equally among the distinct ops running then
   (an op split over both cores gets the whole instant; two ops side by side get half
-  each); instants where no op runs go to IDLE (dispatch, synchronisation). The result
-  adds up to the profiled span."""
+  each). An instant where no traced op runs goes to the ops `pending` then (handed to the
+  thread pool, not yet marked ended: their untraced work is what runs), else to IDLE
+  (dispatch, synchronisation). The result adds up to the profiled span."""
   bounds = []
-  for start, end, name in events:
-    if end > start:
-      bounds += [(start, 1, name), (end, -1, name)]
+  for kind, items in ((0, events), (1, pending)):
+    for start, end, name in items:
+      if end > start:
+        bounds += [(start, 1, kind, name), (end, -1, kind, name)]
   bounds.sort(key=lambda b: (b[0], b[1]))
   out: dict[str, float] = collections.Counter()
-  active: dict[str, int] = collections.Counter()
+  active = (collections.Counter(), collections.Counter())  # running, pending
   prev = bounds[0][0] if bounds else 0
-  for t, delta, name in bounds:
+  for t, delta, kind, name in bounds:
     if t > prev:
-      running = [n for n, k in active.items() if k > 0]
-      for n in running or [IDLE]:
-        out[n] += (t - prev) / 1e6 / max(len(running), 1)
+      running = [n for n, k in active[0].items() if k > 0]
+      owners = running or [n for n, k in active[1].items() if k > 0] or [IDLE]
+      for n in owners:
+        out[n] += (t - prev) / 1e6 / len(owners)
       prev = t
-    active[name] += delta
+    active[kind][name] += delta
   return out
 
 

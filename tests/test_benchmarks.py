@@ -56,6 +56,19 @@ def test_run_writes_json_and_markdown_and_skips_what_cannot_run(tmp_path, capsys
   assert table in capsys.readouterr().out
 
 
+def test_a_second_report_of_the_day_keeps_the_first(tmp_path, capsys):
+  # A profile with --set and one without, same case and day: both must survive.
+  step_speed.publish_report(str(tmp_path), 'cpu-2core', 'profile', 'mnist', {'run': 1}, 'one')
+  step_speed.publish_report(str(tmp_path), 'cpu-2core', 'profile', 'mnist', {'run': 2}, 'two')
+  step_speed.publish_report(str(tmp_path), 'cpu-2core', 'profile', 'mnist', {'run': 3}, 'three')
+  runs = {p.name: json.loads(p.read_text())['run'] for p in tmp_path.glob('*.json')}
+  stem = min(runs, key=len)[:-len('.json')]
+  assert stem.endswith('-cpu-2core-profile-mnist')
+  assert runs == {f'{stem}.json': 1, f'{stem}-2.json': 2, f'{stem}-3.json': 3}
+  assert (tmp_path / f'{stem}-2.md').read_text() == 'two'
+  assert step_speed.unused_stem(tmp_path, 'other') == 'other'
+
+
 def test_step_speed_reports_an_unavailable_case(capsys, monkeypatch):
   # The 2-D toy GAN's MLPs have no convolutions, so a conv_impl override cannot apply.
   monkeypatch.setitem(step_speed.CASES, 'toy', dict(
@@ -156,6 +169,30 @@ def test_profile_step_names_layers_and_torch_ops():
   assert cat('aten::sqrt') == cat('aten::leaky_relu') == 'element-wise'
   assert cat('aten::copy_') == 'data movement' and cat('aten::sum') == 'reduction'
   assert cat('Optimizer.step#Adam.step') == 'optimizer'
+
+
+def test_profile_step_gives_untraced_time_to_the_asynchronous_ops_in_flight():
+  import profile_step  # pylint: disable=g-import-not-at-top
+  # Times in ns. "conv" hands its work to the pool in 1 ns and is marked ended at 40 and
+  # (its second run) at 80; "add" runs 30-45 beside it, marked ended at 45; "copy" has no
+  # marker; "loop" is a while whose marker must not claim anything.
+  spans = [(0, 1, 'conv'), (50, 51, 'conv'), (30, 45, 'add'), (90, 100, 'copy'),
+           (0, 1, 'loop')]
+  marks = [(40, 'conv'), (80, 'conv'), (45, 'add'), (100, 'loop')]
+  pending = sorted(profile_step.pending_spans(spans, marks, frozenset({'loop'})))
+  assert pending == [(1, 40, 'conv'), (51, 80, 'conv')]
+  per_op = profile_step.wall_time_per_op(spans, pending)
+  # conv: its traced 0-1 (shared with loop's) and 50-51, the untraced 1-30 and 51-80;
+  # add keeps all of 30-45, where it is traced.
+  assert per_op['conv'] == pytest.approx((0.5 + 29 + 1 + 29) * 1e-6)
+  assert per_op['loop'] == pytest.approx(0.5e-6)
+  assert per_op['add'] == pytest.approx(15e-6) and per_op['copy'] == pytest.approx(10e-6)
+  # Idle is only the stretches with nothing traced and nothing in flight: 45-50, 80-90.
+  assert per_op[profile_step.IDLE] == pytest.approx(15e-6)
+  assert sum(per_op.values()) == pytest.approx(100e-6)
+  # A marker before a run's start, or after the same op's next start, closes no run.
+  assert profile_step.pending_spans([(10, 12, 'x'), (20, 22, 'x')], [(5, 'x'), (30, 'x')]) == [
+      (22, 30, 'x')]
 
 
 def test_profile_step_profiles_the_torch_reference():
