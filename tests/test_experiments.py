@@ -36,8 +36,10 @@ def test_results_json_holds_every_member_with_protocol_commit_machine(tmp_path):
   assert r['schema'] == 1 and r['experiment'] == 'tiny' and r['scale'] == 'cpu'
   assert r['protocol'] == {'scale': 'cpu'} and not r['smoke']
   assert len(r['commit']) == 40 and isinstance(r['dirty'], bool)
-  assert {'host', 'cpu_count', 'jax', 'backend', 'device_kind'} <= set(r['machine'])
+  assert {'host', 'cpu_count', 'cpu_model', 'jax', 'backend', 'device_kind'} <= set(r['machine'])
   assert r['wall_s'] > 0 and set(r['jobs']) == {'a', 'b'}
+  for job in r['jobs'].values():  # each job records where it was trained
+    assert job['commit'] == r['commit'] and job['machine'] == r['machine']
   a = r['jobs']['a']
   assert a['config'] == 'configs/toy2d.py' and a['sweep'] == 'seed=0,1'
   assert [m['name'] for m in a['members']] == ['seed=0', 'seed=1']
@@ -124,6 +126,22 @@ def _results(name, jobs, scale='cpu'):
 
 def _toy_final(step, modes, hq, kl):
   return {'step': step, 'modes_covered': modes, 'high_quality': hq, 'mode_kl_uniform': kl}
+
+
+def test_the_header_names_jobs_trained_at_another_commit_or_machine():
+  where = {'commit': 'a' * 40, 'dirty': False,
+           'machine': {'device_kind': 'cpu', 'devices': 1, 'cpu_count': 2, 'jax': '0.10.2',
+                       'cpu_model': 'AMD EPYC'}}
+  results = _results('toy2d', {'old': {}, 'same': dict(where),
+                               'rerun': {**where, 'commit': 'b' * 40, 'dirty': True}})
+  results['machine'] = where['machine']
+  head = report.header(results)
+  assert 'cpu x1 (2 CPU cores, AMD EPYC), jax 0.10.2; commit `aaaaaaaaaa`;' in head
+  assert ' Jobs rerun: cpu x1 (2 CPU cores, AMD EPYC), jax 0.10.2; commit `bbbbbbbbbb` ' \
+         '(uncommitted changes).' in head
+  assert ' Jobs old: trained by an earlier invocation' in head and 'same' not in head
+  # Results from before per-job records: the header is the one line it always was.
+  assert 'Jobs' not in report.header(_results('toy2d', {'x': {}, 'y': {}}))
 
 
 def test_toy2d_report_from_a_fixed_results_json(tmp_path):

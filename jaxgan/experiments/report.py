@@ -82,10 +82,36 @@ def header(results: dict) -> str:
   m = results['machine']
   scale = ('full scale (the published protocol)' if results['scale'] == 'full'
            else '**reduced scale (`--scale=cpu`)**: fewer epochs and seeds than published')
-  dirty = ' (uncommitted changes)' if results.get('dirty') else ''
-  return (f'{scale}; {m["device_kind"]} x{m["devices"]} ({m["cpu_count"]} CPU cores), '
-          f'jax {m["jax"]}; commit `{results["commit"][:10]}`{dirty}; '
-          f'{results["updated"][:10]}; {results.get("wall_s", 0) / 60:.0f} min of training.')
+  return (f'{scale}; {_where(results)}; {results["updated"][:10]}; '
+          f'{results.get("wall_s", 0) / 60:.0f} min of training.{_jobs_elsewhere(results)}')
+
+
+def _where(record: dict) -> str:
+  """'cpu x1 (2 CPU cores, AMD EPYC), jax 0.10.2; commit `abc` (uncommitted changes)'."""
+  m = record['machine']
+  cores = f'{m["cpu_count"]} CPU cores' + (f', {m["cpu_model"]}' if m.get('cpu_model') else '')
+  dirty = ' (uncommitted changes)' if record.get('dirty') else ''
+  return (f'{m["device_kind"]} x{m["devices"]} ({cores}), jax {m["jax"]}; '
+          f'commit `{record["commit"][:10]}`{dirty}')
+
+
+def _jobs_elsewhere(results: dict) -> str:
+  """The jobs last trained at another commit or machine than the header (the last
+  invocation) names. results.json records each job's since 2026-12-01; when some jobs
+  have a record, the ones without are named too: an earlier invocation trained them."""
+  top = _where(results)
+  other, unrecorded = {}, []
+  for name, job in results['jobs'].items():
+    if 'commit' in job and 'machine' in job:
+      if _where(job) != top:
+        other.setdefault(_where(job), []).append(name)
+    else:
+      unrecorded.append(name)
+  text = ''.join(f' Jobs {", ".join(names)}: {where}.' for where, names in other.items())
+  if unrecorded and len(unrecorded) < len(results['jobs']):
+    text += (f' Jobs {", ".join(unrecorded)}: trained by an earlier invocation, whose commit '
+             'and machine results.json did not record per job.')
+  return text
 
 
 def render(results: dict, figures: pathlib.Path, experiments: dict) -> str:

@@ -79,11 +79,23 @@ def git_commit() -> dict:
   return {'commit': commit or 'unknown', 'dirty': bool(git('status', '--porcelain', '--untracked-files=no'))}
 
 
+def cpu_model() -> str:
+  """The processor's name ("AMD EPYC", "Intel(R) Xeon(R) ..."): timings and last-digit
+  rounding differ between machines that JAX calls the same 'cpu'."""
+  try:
+    for line in pathlib.Path('/proc/cpuinfo').read_text().splitlines():
+      if line.startswith('model name'):
+        return line.split(':', 1)[1].strip()
+  except OSError:
+    pass
+  return platform.processor() or 'unknown'
+
+
 def machine() -> dict:
-  """What ran the experiment: host, CPU count and the JAX backend's devices."""
+  """What ran the experiment: host, CPU count and model, and the JAX backend's devices."""
   devices = jax.devices()
   return {'host': platform.node(), 'platform': platform.platform(), 'cpu_count': os.cpu_count(),
-          'python': platform.python_version(), 'jax': jax.__version__,
+          'cpu_model': cpu_model(), 'python': platform.python_version(), 'jax': jax.__version__,
           'backend': jax.default_backend(), 'devices': len(devices),
           'device_kind': devices[0].device_kind}
 
@@ -189,7 +201,8 @@ def run(experiment: Experiment, scale: str, out: str | pathlib.Path, *, dry_run:
   results = load_results(out, experiment.name, scale, smoke) or {
       'schema': SCHEMA, 'experiment': experiment.name, 'title': experiment.title,
       'scale': scale, 'smoke': smoke, 'jobs': {}}
-  results.update(protocol=experiment.protocol(scale), machine=machine(), **git_commit())
+  provenance = {'machine': machine(), **git_commit()}
+  results.update(protocol=experiment.protocol(scale), **provenance)
   results['updated'] = datetime.datetime.now(datetime.timezone.utc).isoformat(timespec='seconds')
   for i, (job, config, members) in enumerate(built):
     if only and job.name not in only:
@@ -214,7 +227,8 @@ def run(experiment: Experiment, scale: str, out: str | pathlib.Path, *, dry_run:
                  labels=job.labels, members=rows, batch_size=config.data.batch_size,
                  wall_s=entry.get('wall_s', 0.0) + (time.perf_counter() - t0 if trained else 0.0))
     if trained:
-      entry['train_s_last_invocation'] = train_s
+      # A job rerun alone (--only) can come from another commit or machine than the rest.
+      entry.update(train_s_last_invocation=train_s, **provenance)
     results['jobs'][job.name] = entry
     results['wall_s'] = sum(j.get('wall_s', 0.0) for j in results['jobs'].values())
     wd.atomic_write_text(out / 'results.json', json.dumps(results, indent=1) + '\n')
