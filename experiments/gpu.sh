@@ -24,10 +24,12 @@
 # the log gpu_sh.log. Bring them here and run
 #   python -m jaxgan.experiments report results/seed000_full --doc=docs/results.md
 #
-# The GPU image lacks ml_collections and has no network: --prepare downloads its wheel
-# into .carry/wheels/ and copies MNIST and Fashion-MNIST ($JAXGAN_DATA_DIR, default
-# ../shared/data) and jaxgan's classifiers for both (configs/mnist_classifier.py,
-# configs/fashion_mnist_classifier.py) into .carry/.
+# The GPU image lacks ml_collections and tensorboardX and has no network: --prepare
+# downloads their wheels into .carry/wheels/ (benchmarks/gpu_packages.sh) and copies
+# MNIST and Fashion-MNIST ($JAXGAN_DATA_DIR, default ../shared/data) into .carry/.
+# The scoring classifiers travel with the code: jaxgan
+# ships SHA-256-pinned ones for both datasets (jaxgan/metrics/classifiers/), so the
+# GPU's FIDs are computed in the same feature space as the CPU's.
 set -euo pipefail
 
 REPO="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
@@ -50,40 +52,29 @@ while [[ $# -gt 0 ]]; do
   shift
 done
 
-CLASSIFIERS_SRC="${JAXGAN_CLASSIFIER_DIR:-${XDG_CACHE_HOME:-$HOME/.cache}/jaxgan/classifiers}"
 DATASETS=(mnist fashion_mnist)
+source "$REPO/benchmarks/gpu_packages.sh"
 if [[ $MODE == prepare ]]; then
   DATA_SRC="${JAXGAN_DATA_DIR:-$REPO/../shared/data}"
   for d in "${DATASETS[@]}"; do
     [[ -d "$DATA_SRC/$d" ]] || { echo "no $d at $DATA_SRC/$d: set JAXGAN_DATA_DIR" >&2; exit 2; }
-    [[ -f "$CLASSIFIERS_SRC/$d/classifier.json" ]] || {
-      echo "no $d classifier at $CLASSIFIERS_SRC/$d: python main.py --config=configs/${d}_classifier.py --workdir=$CLASSIFIERS_SRC/$d" >&2; exit 2; }
   done
-  mkdir -p .carry/wheels .carry/data .carry/classifiers
-  [[ -n "$(compgen -G '.carry/wheels/ml_collections-*.whl')" ]] || \
-    "$PY" -m pip download --no-deps --only-binary=:all: -d .carry/wheels ml_collections
+  mkdir -p .carry/data
+  gpu_packages_download
   for d in "${DATASETS[@]}"; do
-    rm -rf ".carry/data/$d" ".carry/classifiers/$d"
+    rm -rf ".carry/data/$d"
     cp -r "$DATA_SRC/$d" .carry/data/
-    cp -r "$CLASSIFIERS_SRC/$d" .carry/classifiers/
   done
-  grep -qx '/.carry/' .git/info/exclude 2>/dev/null || echo '/.carry/' >> .git/info/exclude
+  # Classifiers staged here by an earlier version of this script would be used instead of
+  # the pinned ones (JAXGAN_CLASSIFIER_DIR); they go.
+  rm -rf .carry/classifiers
   du -sh .carry
   exit 0
 fi
 
-# On the GPU machine: the carried wheel, data and classifier.
-if ! "$PY" -c 'import ml_collections' 2>/dev/null; then
-  if [[ -n "$(compgen -G '.carry/wheels/*.whl')" ]]; then
-    "$PY" -m pip install -q --no-index --no-deps --target /tmp/site .carry/wheels/*.whl
-    export PYTHONPATH="/tmp/site${PYTHONPATH:+:$PYTHONPATH}"
-  else
-    echo "ml_collections is missing and .carry/wheels/ has none: run 'bash experiments/gpu.sh --prepare' first" >&2
-    exit 2
-  fi
-fi
+# On the GPU machine: the carried wheels and data.
+gpu_packages_install experiments/gpu.sh || exit 2
 [[ -d .carry/data/mnist ]] && export JAXGAN_DATA_DIR="${JAXGAN_DATA_DIR:-$REPO/.carry/data}"
-[[ -d .carry/classifiers/mnist ]] && export JAXGAN_CLASSIFIER_DIR="${JAXGAN_CLASSIFIER_DIR:-$REPO/.carry/classifiers}"
 export JAXGAN_DATA_DIR="${JAXGAN_DATA_DIR:-$REPO/../shared/data}"
 
 OUTDIR="${OUT:-$REPO/results}"
@@ -96,7 +87,7 @@ if [[ $MODE == dry ]]; then
   for exp in "${EXPERIMENTS[@]}"; do
     "$PY" -m jaxgan.experiments run "$exp" --scale=full --out="$RUNS/${exp}_full" --dry-run
   done
-  echo "budget ${BUDGET}s; results to $OUTDIR; data $JAXGAN_DATA_DIR; classifiers ${JAXGAN_CLASSIFIER_DIR:-$CLASSIFIERS_SRC}"
+  echo "budget ${BUDGET}s; results to $OUTDIR; data $JAXGAN_DATA_DIR; classifiers ${JAXGAN_CLASSIFIER_DIR:-the pinned ones jaxgan ships}"
   exit 0
 fi
 
