@@ -70,11 +70,15 @@ def _differs(key: str, old: dict, new: dict) -> bool:
   return old.get(key, '<absent>') != new.get(key, '<absent>')
 
 
-def atomic_write_text(path: pathlib.Path, text: str) -> None:
+def atomic_write_bytes(path: pathlib.Path, data: bytes) -> None:
   """Writes via a temporary file + rename, so a crash never leaves half a file."""
   tmp = path.with_name(f'.{path.name}.tmp')
-  tmp.write_text(text)
+  tmp.write_bytes(data)
   os.replace(tmp, path)
+
+
+def atomic_write_text(path: pathlib.Path, text: str) -> None:
+  atomic_write_bytes(path, text.encode('utf-8'))
 
 
 def _flatten(d: dict, prefix: str = '') -> dict:

@@ -57,21 +57,31 @@ def test_results_json_holds_every_member_with_protocol_commit_machine(tmp_path):
 
 
 def test_run_resumes_finished_jobs_without_training_and_continues_longer_ones(tmp_path):
-  runner.run(_experiment(), 'cpu', tmp_path, only=['a'])
+  runner.run(_experiment(), 'cpu', tmp_path, only=['b'])
   first = _read(tmp_path)
-  assert set(first['jobs']) == {'a'}
-  runner.run(_experiment(), 'cpu', tmp_path)          # a: already trained; b: trained now
+  assert set(first['jobs']) == {'b'}
+  runner.run(_experiment(), 'cpu', tmp_path)          # b: already trained; a: trained now
   second = _read(tmp_path)
-  assert set(second['jobs']) == {'a', 'b'}
-  assert second['jobs']['a']['wall_s'] == first['jobs']['a']['wall_s']
-  assert second['jobs']['a']['members'] == first['jobs']['a']['members']
+  assert list(second['jobs']) == ['a', 'b']            # the experiment's order, not the runs'
+  assert second['jobs']['b']['wall_s'] == first['jobs']['b']['wall_s']
+  assert second['jobs']['b']['members'] == first['jobs']['b']['members']
   runner.run(_experiment(epochs=2), 'cpu', tmp_path)  # resumes from step 20's checkpoint
   third = _read(tmp_path)
   steps = [json.loads(l)['step'] for l in
            (tmp_path / 'runs' / 'a' / 'sweep' / 'seed=0' / 'metrics.jsonl').read_text().splitlines()]
   assert steps == sorted(set(steps)) and steps[-1] == 40     # no step trained twice
   assert [e['step'] for e in third['jobs']['a']['members'][0]['per_epoch']] == [20, 40]
-  assert third['jobs']['a']['wall_s'] > first['jobs']['a']['wall_s']
+  assert third['jobs']['b']['wall_s'] > first['jobs']['b']['wall_s']
+  # Each job's first member's last grid is kept beside results.json, so the report's
+  # sample figure survives without runs/ (which holds checkpoints and is not committed).
+  kept = tmp_path / runner.LAST_GRIDS / 'a.png'
+  assert kept.read_bytes() == (
+      tmp_path / 'runs' / 'a' / 'sweep' / 'seed=0' / 'samples' / 'step_0000040.png').read_bytes()
+  (tmp_path / 'runs').rename(tmp_path / 'elsewhere')
+  third['_dir'] = str(tmp_path)
+  assert compare.last_grids(third, tmp_path / 'grids.png')
+  kept.unlink()
+  assert not compare.last_grids(third, tmp_path / 'grids2.png')
 
 
 def test_run_refuses_another_experiments_folder_and_unknown_jobs(tmp_path):

@@ -15,7 +15,7 @@ import pathlib
 import numpy as np
 
 from jaxgan.experiments import report as rep
-from jaxgan.experiments.runner import Job
+from jaxgan.experiments.runner import LAST_GRIDS, Job
 
 DATA_NAMES = {'mnist': 'MNIST', 'fashion_mnist': 'Fashion-MNIST', 'mnist64': 'MNIST 64x64'}
 
@@ -116,14 +116,18 @@ def plot_losses(results: dict, path: pathlib.Path, fields: tuple[str, ...]) -> b
 
 
 def last_grids(results: dict, path: pathlib.Path) -> bool:
-  """The last sample grid of each job's first seed, side by side in job order."""
+  """The last sample grid of each job's first seed, side by side in job order: from its
+  run folder, else from the copy kept beside results.json (runner.keep_last_grid)."""
   from PIL import Image  # pylint: disable=g-import-not-at-top
   run_dir = pathlib.Path(results['_dir'])
   imgs = []
-  for _, ms in groups(results):
+  for name, job in results['jobs'].items():
+    ms = trained(job)
     if not ms:
       continue
     grid = run_dir / ms[0]['folder'] / 'samples' / f'step_{ms[0]["steps"]:07d}.png'
+    if not grid.is_file():
+      grid = run_dir / LAST_GRIDS / f'{name}.png'
     if not grid.is_file():
       return False
     imgs.append(np.asarray(Image.open(grid).convert('RGB')))

@@ -71,12 +71,16 @@ class Experiment:
 
 
 def git_commit() -> dict:
-  """The repository's commit and whether the tree had uncommitted changes."""
+  """The repository's commit and whether its code had uncommitted changes. Changes under
+  results/ and docs/ do not count: a results.json being updated (or a report being
+  written) is not a change to what trains."""
   def git(*args):
     return subprocess.run(['git', '-C', str(REPO), *args], capture_output=True, text=True,
                           check=False).stdout.strip()
   commit = git('rev-parse', 'HEAD')
-  return {'commit': commit or 'unknown', 'dirty': bool(git('status', '--porcelain', '--untracked-files=no'))}
+  changed = git('status', '--porcelain', '--untracked-files=no', '--', '.',
+                ':(exclude)results', ':(exclude)docs')
+  return {'commit': commit or 'unknown', 'dirty': bool(changed)}
 
 
 def cpu_model() -> str:
@@ -98,6 +102,21 @@ def machine() -> dict:
           'cpu_model': cpu_model(), 'python': platform.python_version(), 'jax': jax.__version__,
           'backend': jax.default_backend(), 'devices': len(devices),
           'device_kind': devices[0].device_kind}
+
+
+LAST_GRIDS = 'last_grids'  # beside results.json: <job>.png, its first member's last grid
+
+
+def keep_last_grid(out: pathlib.Path, job: str, members: list[dict]) -> None:
+  """Copies the job's first member's last sample grid to out/last_grids/<job>.png, so a
+  report can draw it from what is committed with results.json (runs/ holds checkpoints
+  and stays on the machine that trained)."""
+  if not members:
+    return
+  grid = out / members[0]['folder'] / 'samples' / f'step_{members[0]["steps"]:07d}.png'
+  if grid.is_file():
+    (out / LAST_GRIDS).mkdir(exist_ok=True)
+    wd.atomic_write_bytes(out / LAST_GRIDS / f'{job}.png', grid.read_bytes())
 
 
 def member_dirs(job_dir: pathlib.Path, config: Any) -> list[tuple[str, Any, pathlib.Path]]:
@@ -230,6 +249,12 @@ def run(experiment: Experiment, scale: str, out: str | pathlib.Path, *, dry_run:
       # A job rerun alone (--only) can come from another commit or machine than the rest.
       entry.update(train_s_last_invocation=train_s, **provenance)
     results['jobs'][job.name] = entry
+    # Job order is the experiment's (tables and figures follow it), whatever order the
+    # jobs were (re)run in.
+    order = [j.name for j, _, _ in built]
+    results['jobs'] = dict(sorted(results['jobs'].items(), key=lambda kv: (
+        order.index(kv[0]) if kv[0] in order else len(order))))
+    keep_last_grid(out, job.name, rows)
     results['wall_s'] = sum(j.get('wall_s', 0.0) for j in results['jobs'].values())
     wd.atomic_write_text(out / 'results.json', json.dumps(results, indent=1) + '\n')
   logging.info('results in %s', out / 'results.json')
