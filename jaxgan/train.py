@@ -137,7 +137,7 @@ def _write_samples(config: Any, workdir: pathlib.Path, samples: np.ndarray, step
   """The per-epoch picture: an image grid, or for 2-D data a scatter plot over the true
   means plus the PacGAN mode statistics (returned, to be logged). `path`: the PNG to
   write, W/samples/step_<step>.png (training's) unless given."""
-  path = path or _grid_path(workdir, step)
+  path = path or wd.grid_path(workdir, step)
   if config.data.name in pipeline.TOY_DATASETS:
     stats = toy.mode_stats(samples, config.data.name)
     wd.plot_points(samples, toy.mixture_means(config.data.name), path,
@@ -149,11 +149,6 @@ def _write_samples(config: Any, workdir: pathlib.Path, samples: np.ndarray, step
             'mode_counts': stats['per_mode_counts'].tolist()}
   wd.save_png(path, wd.image_grid(samples))
   return {}
-
-
-def _grid_path(workdir: pathlib.Path, step: int) -> pathlib.Path:
-  """Where training writes the picture of `step`."""
-  return workdir / 'samples' / f'step_{step:07d}.png'
 
 
 def _sample_count(config: Any) -> int:
@@ -370,7 +365,7 @@ def _train(config: Any, workdir: pathlib.Path, lock: wd.WorkdirLock, stop: '_Sto
             out = np.asarray(sample_fn(mstate, eval_inputs[i]))
             if parallel.is_chief():
               record.update(_write_samples(m.config, m.workdir, out, done))
-              picture = _grid_path(m.workdir, done)
+              picture = wd.grid_path(m.workdir, done)
             if monitor.active:
               record.update(monitor(mstate, sample_fn, m.config))
             if held.active:

@@ -97,6 +97,11 @@ def config_to_dict(config: Any) -> dict:
   return json.loads(config.to_json_best_effort())
 
 
+def grid_path(workdir: pathlib.Path, step: int) -> pathlib.Path:
+  """W/samples/step_<step>.png: the sample grid (or 2-D scatter) training writes at `step`."""
+  return workdir / 'samples' / f'step_{step:07d}.png'
+
+
 def checkpoint_steps(folder: pathlib.Path) -> list[int]:
   """The steps of the complete checkpoints in a checkpoints/ folder (orbax names one
   by its step only once it is complete), without opening them."""

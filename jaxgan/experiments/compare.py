@@ -14,6 +14,7 @@ import pathlib
 
 import numpy as np
 
+from jaxgan import workdir as wd
 from jaxgan.experiments import report as rep
 from jaxgan.experiments.runner import LAST_GRIDS, Job
 
@@ -125,7 +126,7 @@ def last_grids(results: dict, path: pathlib.Path) -> bool:
     ms = trained(job)
     if not ms:
       continue
-    grid = run_dir / ms[0]['folder'] / 'samples' / f'step_{ms[0]["steps"]:07d}.png'
+    grid = wd.grid_path(run_dir / ms[0]['folder'], ms[0]['steps'])
     if not grid.is_file():
       grid = run_dir / LAST_GRIDS / f'{name}.png'
     if not grid.is_file():

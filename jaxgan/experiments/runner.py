@@ -113,7 +113,7 @@ def keep_last_grid(out: pathlib.Path, job: str, members: list[dict]) -> None:
   and stays on the machine that trained)."""
   if not members:
     return
-  grid = out / members[0]['folder'] / 'samples' / f'step_{members[0]["steps"]:07d}.png'
+  grid = wd.grid_path(out / members[0]['folder'], members[0]['steps'])
   if grid.is_file():
     (out / LAST_GRIDS).mkdir(exist_ok=True)
     wd.atomic_write_bytes(out / LAST_GRIDS / f'{job}.png', grid.read_bytes())
@@ -223,6 +223,7 @@ def run(experiment: Experiment, scale: str, out: str | pathlib.Path, *, dry_run:
   provenance = {'machine': machine(), **git_commit()}
   results.update(protocol=experiment.protocol(scale), **provenance)
   results['updated'] = datetime.datetime.now(datetime.timezone.utc).isoformat(timespec='seconds')
+  order = [j.name for j, _, _ in built]
   for i, (job, config, members) in enumerate(built):
     if only and job.name not in only:
       continue
@@ -251,7 +252,6 @@ def run(experiment: Experiment, scale: str, out: str | pathlib.Path, *, dry_run:
     results['jobs'][job.name] = entry
     # Job order is the experiment's (tables and figures follow it), whatever order the
     # jobs were (re)run in.
-    order = [j.name for j, _, _ in built]
     results['jobs'] = dict(sorted(results['jobs'].items(), key=lambda kv: (
         order.index(kv[0]) if kv[0] in order else len(order))))
     keep_last_grid(out, job.name, rows)

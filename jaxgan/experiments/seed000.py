@@ -14,6 +14,7 @@ import pathlib
 
 import numpy as np
 
+from jaxgan import workdir as wd
 from jaxgan.experiments import report as rep
 from jaxgan.experiments.runner import Experiment, Job
 
@@ -180,7 +181,7 @@ def _grids(results: dict, proto: str, path: pathlib.Path) -> bool:
       continue
     steps = [e['step'] for e in m['per_epoch']][-6:]
     folder = run_dir / m.get('folder', '')
-    imgs = [folder / 'samples' / f'step_{st:07d}.png' for st in steps]
+    imgs = [wd.grid_path(folder, st) for st in steps]
     if not all(i.is_file() for i in imgs):
       return False
     rows.append([np.asarray(Image.open(i).convert('L')) for i in imgs])

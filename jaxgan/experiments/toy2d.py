@@ -14,6 +14,7 @@ import pathlib
 
 import numpy as np
 
+from jaxgan import workdir as wd
 from jaxgan.experiments import report as rep
 from jaxgan.experiments.runner import Experiment, Job
 
@@ -133,7 +134,7 @@ def _scatter_grid(results: dict, path: pathlib.Path) -> bool:
       if not job or not job['members'][0]['per_epoch']:
         return False
       m = job['members'][0]
-      png = base / m['folder'] / 'samples' / f'step_{m["per_epoch"][-1]["step"]:07d}.png'
+      png = wd.grid_path(base / m['folder'], m['per_epoch'][-1]['step'])
       if not png.is_file():
         return False
       row.append(np.asarray(Image.open(png).convert('RGB').resize((240, 240))))
